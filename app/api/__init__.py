@@ -1,0 +1,1 @@
+"""HTTP routes only: parse, authorize, call a service, shape the response."""

@@ -1,0 +1,195 @@
+"""Conversations, their status, assignments and labels."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from fastapi import APIRouter, Query
+
+from app.api.deps import PrincipalDep, RuntimeDep, SessionDep
+from app.api.schemas import Assignment, ConversationCreate, ConversationUpdate, Labels, TogglePriority, ToggleStatus
+from app.errors import Invalid
+from app.models import Team, User
+from app.tickets import conversations as service
+from app.tickets import replies
+from app.tickets.presenters import agent_json, team_json
+from app.tickets.views import present_conversation, present_conversations
+
+router = APIRouter(prefix="/api/v1/accounts/{account_id}/conversations", tags=["conversations"])
+
+
+def _when(value: datetime | int | None) -> datetime | None:
+    if value is None:
+        return None
+    if isinstance(value, int):
+        return datetime.fromtimestamp(value, UTC)
+    if value.tzinfo is None:
+        raise Invalid("snoozed_until needs a time zone", field="snoozed_until")
+    return value
+
+
+def _filter(status: str, assignee_type: str, inbox_id: int | None, team_id: int | None,
+            labels: list[str] | None, q: str | None) -> service.ConversationFilter:
+    if assignee_type not in service.ASSIGNEE_TYPES:
+        raise Invalid(f"assignee_type must be one of {', '.join(service.ASSIGNEE_TYPES)}", field="assignee_type")
+    return service.ConversationFilter(
+        status=status, assignee_type=assignee_type, inbox_id=inbox_id, team_id=team_id,
+        labels=tuple(labels or ()), q=q or None,
+    )
+
+
+@router.get("", summary="List conversations (Chatwoot filters; `after` for keyset paging)")
+async def list_conversations(
+    account_id: int,
+    principal: PrincipalDep,
+    session: SessionDep,
+    runtime: RuntimeDep,
+    status: str = "open",
+    assignee_type: str = "all",
+    inbox_id: int | None = None,
+    team_id: int | None = None,
+    labels: list[str] | None = Query(default=None, alias="labels[]"),
+    q: str | None = None,
+    page: int = Query(default=1, ge=1),
+    after: str | None = Query(default=None, description="Cursor from `meta.next_cursor`; "
+                              "keyset paging, as fast on page 10,000 as on page 1. "
+                              "Cursor pages skip the counts (use /conversations/meta)."),
+) -> dict[str, Any]:
+    f = _filter(status, assignee_type, inbox_id, team_id, labels, q)
+    limit = runtime.settings.page_size
+    rows = await service.list_conversations(session, principal, f, page=page, after=after, limit=limit)
+    meta: dict[str, Any] = {"current_page": page if after is None else None}
+    if after is None:
+        meta.update(await service.count_conversations(session, principal, f))
+    meta["next_cursor"] = service.encode_cursor(rows[-1]) if len(rows) == limit else None
+    return {"data": {"meta": meta, "payload": await present_conversations(session, rows)}}
+
+
+@router.get("/meta", summary="Conversation counts: mine, unassigned, assigned, all")
+async def conversation_meta(
+    account_id: int,
+    principal: PrincipalDep,
+    session: SessionDep,
+    status: str = "open",
+    inbox_id: int | None = None,
+    team_id: int | None = None,
+    labels: list[str] | None = Query(default=None, alias="labels[]"),
+    q: str | None = None,
+) -> dict[str, Any]:
+    f = _filter(status, "all", inbox_id, team_id, labels, q)
+    return {"meta": await service.count_conversations(session, principal, f)}
+
+
+@router.post("", summary="Start a conversation with a contact")
+async def create_conversation(
+    account_id: int, body: ConversationCreate, principal: PrincipalDep, session: SessionDep
+) -> dict[str, Any]:
+    conversation = await service.create_conversation(
+        session, principal, **body.model_dump(exclude={"message"}, exclude_none=True)
+    )
+    if body.message and body.message.get("content"):
+        await replies.create_message(session, principal, conversation, content=str(body.message["content"]))
+    return await present_conversation(session, conversation)
+
+
+@router.get("/{conversation_id}", summary="Get a conversation")
+async def get_conversation(account_id: int, conversation_id: int, principal: PrincipalDep, session: SessionDep) -> dict[str, Any]:
+    return await present_conversation(session, await service.get_conversation(session, principal, conversation_id))
+
+
+@router.patch("/{conversation_id}", summary="Change status, priority, assignee, team or attributes")
+async def update_conversation(
+    account_id: int, conversation_id: int, body: ConversationUpdate, principal: PrincipalDep, session: SessionDep
+) -> dict[str, Any]:
+    conversation = await service.get_conversation(session, principal, conversation_id, for_update=True)
+    given = body.model_fields_set
+    if "status" in given and body.status:
+        await service.change_status(session, principal, conversation, body.status, snoozed_until=_when(body.snoozed_until))
+    await service.assign(
+        session, principal, conversation,
+        assignee_id=body.assignee_id if "assignee_id" in given else ...,
+        team_id=body.team_id if "team_id" in given else ...,
+    )
+    await service.update_attributes(
+        session, conversation,
+        priority=body.priority if "priority" in given else ...,
+        custom_attributes=body.custom_attributes,
+        additional_attributes=body.additional_attributes,
+    )
+    return await present_conversation(session, conversation)
+
+
+@router.post("/{conversation_id}/toggle_status", summary="Set the status (toggles open/resolved when none is given)")
+async def toggle_status(
+    account_id: int, conversation_id: int, body: ToggleStatus, principal: PrincipalDep, session: SessionDep
+) -> dict[str, Any]:
+    conversation = await service.get_conversation(session, principal, conversation_id, for_update=True)
+    status = body.status or ("open" if conversation.status == "resolved" else "resolved")
+    await service.change_status(session, principal, conversation, status, snoozed_until=_when(body.snoozed_until))
+    return {
+        "meta": {},
+        "payload": {
+            "success": True,
+            "current_status": conversation.status,
+            "conversation_id": conversation.display_id,
+            "snoozed_until": int(conversation.snoozed_until.timestamp()) if conversation.snoozed_until else None,
+        },
+    }
+
+
+@router.post("/{conversation_id}/toggle_priority", summary="Set the priority")
+async def toggle_priority(
+    account_id: int, conversation_id: int, body: TogglePriority, principal: PrincipalDep, session: SessionDep
+) -> dict[str, Any]:
+    conversation = await service.get_conversation(session, principal, conversation_id, for_update=True)
+    await service.update_attributes(session, conversation, priority=body.priority)
+    return {"success": True, "priority": conversation.priority}
+
+
+@router.post("/{conversation_id}/custom_attributes", summary="Merge custom attributes")
+async def custom_attributes(
+    account_id: int, conversation_id: int, body: dict[str, Any], principal: PrincipalDep, session: SessionDep
+) -> dict[str, Any]:
+    conversation = await service.get_conversation(session, principal, conversation_id, for_update=True)
+    attributes = body.get("custom_attributes")
+    if not isinstance(attributes, dict):
+        raise Invalid("custom_attributes must be an object", field="custom_attributes")
+    await service.update_attributes(session, conversation, custom_attributes=attributes)
+    return {"custom_attributes": conversation.custom_attributes}
+
+
+@router.post("/{conversation_id}/assignments", summary="Assign to an agent or a team")
+async def assignments(
+    account_id: int, conversation_id: int, body: Assignment, principal: PrincipalDep, session: SessionDep
+) -> dict[str, Any] | None:
+    conversation = await service.get_conversation(session, principal, conversation_id, for_update=True)
+    given = body.model_fields_set
+    if "team_id" in given and "assignee_id" not in given:
+        await service.assign(session, principal, conversation, team_id=body.team_id)
+        team = await session.get(Team, conversation.team_id) if conversation.team_id else None
+        return team_json(team) if team else None
+    await service.assign(session, principal, conversation, assignee_id=body.assignee_id)
+    user = await session.get(User, conversation.assignee_id) if conversation.assignee_id else None
+    return agent_json(user) if user else None
+
+
+@router.get("/{conversation_id}/labels", summary="A conversation's labels")
+async def get_labels(account_id: int, conversation_id: int, principal: PrincipalDep, session: SessionDep) -> dict[str, Any]:
+    conversation = await service.get_conversation(session, principal, conversation_id)
+    return {"payload": await service.labels_of(session, conversation)}
+
+
+@router.post("/{conversation_id}/labels", summary="Replace a conversation's labels")
+async def set_labels(
+    account_id: int, conversation_id: int, body: Labels, principal: PrincipalDep, session: SessionDep
+) -> dict[str, Any]:
+    conversation = await service.get_conversation(session, principal, conversation_id, for_update=True)
+    return {"payload": await service.set_labels(session, conversation, body.labels)}
+
+
+@router.post("/{conversation_id}/update_last_seen", summary="Mark the conversation read by agents")
+async def update_last_seen(account_id: int, conversation_id: int, principal: PrincipalDep, session: SessionDep) -> dict[str, Any]:
+    conversation = await service.get_conversation(session, principal, conversation_id)
+    await service.mark_seen(session, conversation)
+    return {"success": True}

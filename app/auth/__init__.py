@@ -1,0 +1,1 @@
+"""Accounts, people, passwords, access tokens and secrets at rest."""

@@ -1,0 +1,76 @@
+"""Service settings, read from ``POSTROOM_*`` environment variables.
+
+With no variables set, the defaults give the embedded mode: a SQLite file under
+``./data/``, one process, in-process event fan-out.
+"""
+
+from __future__ import annotations
+
+import secrets
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """All of Postroom's configuration in one object."""
+
+    model_config = SettingsConfigDict(env_prefix="POSTROOM_", extra="ignore")
+
+    data_dir: Path = Field(default=Path("data"), description="Attachments, raw mail, keys.")
+    database_url: str | None = Field(
+        default=None,
+        description="SQLAlchemy URL; default sqlite+aiosqlite:///<data_dir>/postroom.db",
+    )
+    secret_key: SecretStr | None = Field(
+        default=None,
+        description="Key for credential encryption and signed tickets; "
+        "generated once into <data_dir>/secret.key when unset.",
+    )
+    broker_url: str = "memory://"
+    log_format: str = Field(default="text", pattern="^(text|json)$")
+    log_level: str = "INFO"
+    page_size: int = 25
+    max_upload_bytes: int = 25 * 1024 * 1024
+    reopen_window_days: int = Field(
+        default=30,
+        description="A new incoming message reopens a resolved conversation younger than "
+        "this many days; an older one starts a new conversation (per-inbox override).",
+    )
+
+    @property
+    def resolved_database_url(self) -> str:
+        """The database URL, with the embedded SQLite default filled in."""
+        if self.database_url:
+            return normalize_database_url(self.database_url)
+        return f"sqlite+aiosqlite:///{(self.data_dir / 'postroom.db').resolve()}"
+
+    def secret_key_bytes(self) -> bytes:
+        """The secret key; created and kept in the data dir on first use when unset."""
+        if self.secret_key is not None:
+            return self.secret_key.get_secret_value().encode()
+        path = self.data_dir / "secret.key"
+        if not path.exists():
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            path.write_text(secrets.token_urlsafe(48))
+            path.chmod(0o600)
+        return path.read_text().strip().encode()
+
+
+def normalize_database_url(url: str) -> str:
+    """Accept plain ``postgresql://`` and ``sqlite://`` URLs and pick the async driver."""
+    if url.startswith("postgres://"):
+        url = "postgresql://" + url[len("postgres://") :]
+    if url.startswith("postgresql://"):
+        return "postgresql+asyncpg://" + url[len("postgresql://") :]
+    if url.startswith("sqlite:///"):
+        return "sqlite+aiosqlite:///" + url[len("sqlite:///") :]
+    return url
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """The process-wide settings (cached; tests clear the cache to change them)."""
+    return Settings()

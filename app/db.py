@@ -1,0 +1,132 @@
+"""Database engine and the unit-of-work boundary.
+
+SQLite (embedded default) and PostgreSQL (scale-out) from one codebase:
+
+* SQLite runs in WAL mode with foreign keys on and a busy timeout. pysqlite's implicit
+  transactions are switched off and Postroom emits its own ``BEGIN``: ``BEGIN IMMEDIATE``
+  for write units of work, so two writers queue on the database lock instead of failing
+  when a reader upgrades to a writer.
+* PostgreSQL runs through asyncpg at READ COMMITTED.
+
+Services never commit. :func:`write_session` and :func:`read_session` are the boundaries:
+the write one flushes the pending events (see :mod:`app.events.log`), commits, and only
+then runs the after-commit hooks (realtime wake-ups).
+"""
+
+from __future__ import annotations
+
+import contextvars
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from sqlalchemy import event
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+
+_write_mode: contextvars.ContextVar[bool] = contextvars.ContextVar("postroom_write", default=False)
+
+AfterCommitHook = Callable[[AsyncSession], Awaitable[None]]
+
+
+def is_sqlite(url: str) -> bool:
+    """True for a SQLite URL."""
+    return make_url(url).get_backend_name() == "sqlite"
+
+
+def create_engine(url: str, *, echo: bool = False) -> AsyncEngine:
+    """An async engine with Postroom's per-dialect connection setup."""
+    if is_sqlite(url):
+        database = make_url(url).database
+        if database and database != ":memory:":
+            Path(database).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_async_engine(url, echo=echo, connect_args={"timeout": 30})
+        _configure_sqlite(engine)
+        return engine
+    return create_async_engine(
+        url,
+        echo=echo,
+        pool_size=10,
+        max_overflow=10,
+        pool_pre_ping=True,
+        isolation_level="READ COMMITTED",
+        connect_args={"server_settings": {"application_name": "postroom"}},
+    )
+
+
+def _configure_sqlite(engine: AsyncEngine) -> None:
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
+        # Own the transaction boundaries (see module docstring).
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        for pragma in (
+            "PRAGMA journal_mode=WAL",
+            "PRAGMA synchronous=NORMAL",
+            "PRAGMA foreign_keys=ON",
+            "PRAGMA busy_timeout=30000",
+            "PRAGMA cache_size=-65536",
+        ):
+            cursor.execute(pragma)
+        cursor.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _on_begin(connection) -> None:  # type: ignore[no-untyped-def]
+        connection.exec_driver_sql("BEGIN IMMEDIATE" if _write_mode.get() else "BEGIN")
+
+
+class Database:
+    """One engine and its session factory, plus the after-commit hooks."""
+
+    def __init__(self, url: str, *, echo: bool = False) -> None:
+        self.url = url
+        self.engine = create_engine(url, echo=echo)
+        self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False)
+        self.after_commit: list[AfterCommitHook] = []
+
+    @property
+    def dialect(self) -> str:
+        """``sqlite`` or ``postgresql``."""
+        return self.engine.dialect.name
+
+    @asynccontextmanager
+    async def write_session(self) -> AsyncIterator[AsyncSession]:
+        """A unit of work that writes: commits on success, rolls back on error.
+
+        Pending events are written just before the commit; after-commit hooks run once
+        the commit has succeeded.
+        """
+        token = _write_mode.set(True)
+        try:
+            async with self.sessionmaker() as session:
+                try:
+                    yield session
+                    await commit(session)
+                except BaseException:
+                    await session.rollback()
+                    raise
+        finally:
+            _write_mode.reset(token)
+        for hook in self.after_commit:
+            await hook(session)
+
+    @asynccontextmanager
+    async def read_session(self) -> AsyncIterator[AsyncSession]:
+        """A read-only unit of work (never commits)."""
+        async with self.sessionmaker() as session:
+            try:
+                yield session
+            finally:
+                await session.rollback()
+
+    async def dispose(self) -> None:
+        """Close every pooled connection."""
+        await self.engine.dispose()
+
+
+async def commit(session: AsyncSession) -> None:
+    """Write the session's pending events, then commit (the one commit of a unit of work)."""
+    from app.events.log import flush_pending_events
+
+    await flush_pending_events(session)
+    await session.commit()

@@ -1,0 +1,1 @@
+"""The event log: every change appends an event in the same transaction."""

@@ -1,0 +1,63 @@
+"""Appending to the event log, in commit order.
+
+Events are buffered on the session and written by :func:`flush_pending_events` right
+before the unit of work commits. On PostgreSQL a transaction-scoped advisory lock is
+taken first, so ``seq`` values are handed out in the order transactions commit: a
+reader that has seen seq ``n`` will never later find a committed event below ``n``.
+(With plain sequences, a transaction that took seq 10 could commit after one that took
+seq 11, and a resuming client would skip 10.) The lock is held only from the event
+insert to the commit. SQLite serializes writers already.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import insert, text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.models import Event, utcnow
+
+_PENDING = "postroom_pending_events"
+LAST_SEQ = "postroom_last_event_seq"
+#: Arbitrary constant naming the event-log lock among PostgreSQL advisory locks.
+EVENT_LOG_LOCK = 0x706F7374726F6F6D  # "postroom"
+
+
+def append_event(
+    session: AsyncSession,
+    *,
+    account_id: int,
+    event_type: str,
+    payload: dict[str, Any],
+    inbox_id: int | None = None,
+    conversation_id: int | None = None,
+) -> None:
+    """Queue an event to be written with the session's commit."""
+    session.info.setdefault(_PENDING, []).append(
+        {
+            "account_id": account_id,
+            "inbox_id": inbox_id,
+            "conversation_id": conversation_id,
+            "event_type": event_type,
+            "payload": payload,
+            "created_at": utcnow(),
+        }
+    )
+
+
+def pending_events(session: AsyncSession) -> list[dict[str, Any]]:
+    """The events queued on this session and not yet written."""
+    return list(session.info.get(_PENDING, ()))
+
+
+async def flush_pending_events(session: AsyncSession) -> None:
+    """Write the queued events (called by the unit of work just before commit)."""
+    rows = session.info.pop(_PENDING, None)
+    if not rows:
+        return
+    await session.flush()
+    if session.bind.dialect.name == "postgresql":
+        await session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": EVENT_LOG_LOCK})
+    result = await session.execute(insert(Event).returning(Event.seq), rows)
+    session.info[LAST_SEQ] = max(result.scalars().all())

@@ -1,0 +1,48 @@
+"""The FastAPI application factory."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from app import __version__
+from app.api import agents, catalog, contacts, conversations, inboxes, messages, ops, profile, teams
+from app.api.errors import install_error_handlers
+from app.config import Settings, get_settings
+from app.logs import RequestLogMiddleware
+from app.runtime import Runtime
+
+DESCRIPTION = """
+Postroom's REST API. Paths, parameters and JSON shapes follow Chatwoot's Application
+API, so Chatwoot SDKs, bots and integrations work by changing the base URL.
+
+Authenticate with the `api_access_token` header (or `Authorization: Bearer …`).
+Conversation ids in paths are the per-account display ids, as in Chatwoot.
+Errors are JSON: `{"message": …, "errors": [{"field": …, "message": …}]}`.
+"""
+
+def create_app(settings: Settings | None = None, runtime: Runtime | None = None) -> FastAPI:
+    """Build the application; ``runtime`` lets tests and the CLI share one."""
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        own = app.state.runtime is None
+        if own:
+            app.state.runtime = Runtime.from_settings(settings)
+        try:
+            yield
+        finally:
+            if own:
+                await app.state.runtime.db.dispose()
+
+    app = FastAPI(title="Postroom", version=__version__, description=DESCRIPTION, lifespan=lifespan)
+    app.state.runtime = runtime
+    install_error_handlers(app)
+    for module in (ops, profile, agents, inboxes, contacts, conversations, messages, teams, catalog):
+        app.include_router(module.router)
+
+    app.add_middleware(RequestLogMiddleware)
+    return app

@@ -1,0 +1,43 @@
+"""Schema migrations through Alembic (the only way the schema is made)."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy.engine import Connection
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def alembic_config(url: str | None = None) -> Config:
+    """Alembic's config for this checkout, optionally pointed at ``url``."""
+    config = Config(str(ROOT / "alembic.ini"))
+    config.set_main_option("script_location", str(ROOT / "migrations"))
+    if url:
+        config.attributes["database_url"] = url
+    return config
+
+
+def head_revision() -> str | None:
+    """The newest migration."""
+    return ScriptDirectory.from_config(alembic_config()).get_current_head()
+
+
+def current_revision(connection: Connection) -> str | None:
+    """The migration a database is at."""
+    return MigrationContext.configure(connection).get_current_revision()
+
+
+def upgrade(url: str) -> None:
+    """Upgrade the database at ``url`` to the newest migration (blocking)."""
+    command.upgrade(alembic_config(url), "head")
+
+
+async def upgrade_async(url: str) -> None:
+    """Upgrade from async code (Alembic's env runs its own event loop in a thread)."""
+    await asyncio.to_thread(upgrade, url)

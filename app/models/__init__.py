@@ -1,0 +1,37 @@
+"""The unified ticket model. Importing this package registers every table."""
+
+from app.models.accounts import AccessToken, Account, Team, TeamMember, User
+from app.models.base import Base, utcnow
+from app.models.catalog import CannedResponse, Label
+from app.models.contacts import Contact, ContactInbox, ContactLabel
+from app.models.conversations import (
+    Attachment,
+    Conversation,
+    ConversationLabel,
+    Message,
+)
+from app.models.events import Event
+from app.models.inboxes import ConnectorCursor, Inbox, InboxMember
+
+__all__ = [
+    "AccessToken",
+    "Account",
+    "Attachment",
+    "Base",
+    "CannedResponse",
+    "ConnectorCursor",
+    "Contact",
+    "ContactInbox",
+    "ContactLabel",
+    "Conversation",
+    "ConversationLabel",
+    "Event",
+    "Inbox",
+    "InboxMember",
+    "Label",
+    "Message",
+    "Team",
+    "TeamMember",
+    "User",
+    "utcnow",
+]

@@ -1,0 +1,1 @@
+"""The unified ticket model's services: the only code that writes tickets."""

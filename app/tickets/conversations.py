@@ -1,0 +1,470 @@
+"""Conversations: lookup, listing, creation and changes (status, assignee, team, labels)."""
+
+from __future__ import annotations
+
+import base64
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Select, and_, delete, func, or_, select, tuple_
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.auth.principal import Principal
+from app.errors import Invalid, NotFound
+from app.events.log import append_event
+from app.models import (
+    Contact,
+    ContactInbox,
+    Conversation,
+    ConversationLabel,
+    Inbox,
+    InboxMember,
+    Message,
+    Team,
+    User,
+    utcnow,
+)
+from app.models.conversations import PRIORITIES, STATUSES
+from app.tickets.numbering import next_display_id
+from app.tickets.views import present_conversation
+
+ASSIGNEE_TYPES = ("all", "me", "unassigned", "assigned")
+
+
+async def get_conversation(
+    session: AsyncSession, principal: Principal, display_id: int, *, for_update: bool = False
+) -> Conversation:
+    """A conversation the caller may see, by its display id; NotFound otherwise."""
+    query = select(Conversation).where(
+        Conversation.account_id == principal.account_id,
+        Conversation.display_id == display_id,
+        principal.inbox_filter(Conversation.inbox_id),
+    )
+    if for_update and session.bind.dialect.name == "postgresql":
+        query = query.with_for_update()
+    conversation = await session.scalar(query)
+    if conversation is None:
+        raise NotFound("Conversation")
+    return conversation
+
+
+@dataclass(frozen=True)
+class ConversationFilter:
+    """The list filters of Chatwoot's conversation index."""
+
+    status: str | None = "open"
+    assignee_type: str = "all"
+    inbox_id: int | None = None
+    team_id: int | None = None
+    labels: tuple[str, ...] = ()
+    q: str | None = None
+
+
+def _filtered(principal: Principal, f: ConversationFilter, *, with_assignee: bool = True) -> Select:
+    query = select(Conversation).where(
+        Conversation.account_id == principal.account_id,
+        principal.inbox_filter(Conversation.inbox_id),
+    )
+    if f.status and f.status != "all":
+        query = query.where(Conversation.status == f.status)
+    if f.inbox_id is not None:
+        query = query.where(Conversation.inbox_id == f.inbox_id)
+    if f.team_id is not None:
+        query = query.where(Conversation.team_id == f.team_id)
+    for label in f.labels:
+        query = query.where(
+            select(ConversationLabel.conversation_id)
+            .where(
+                ConversationLabel.conversation_id == Conversation.id,
+                ConversationLabel.label == label,
+            )
+            .exists()
+        )
+    if f.q:
+        pattern = f"%{f.q}%"
+        query = query.where(
+            or_(
+                select(Message.id)
+                .where(Message.conversation_id == Conversation.id, Message.content.ilike(pattern))
+                .exists(),
+                select(Contact.id)
+                .where(
+                    Contact.id == Conversation.contact_id,
+                    or_(Contact.name.ilike(pattern), Contact.email.ilike(pattern)),
+                )
+                .exists(),
+            )
+        )
+    if with_assignee:
+        query = _assignee_clause(query, principal, f.assignee_type)
+    return query
+
+
+def _assignee_clause(query: Select, principal: Principal, assignee_type: str) -> Select:
+    if assignee_type == "me":
+        return query.where(Conversation.assignee_id == principal.user.id)
+    if assignee_type == "unassigned":
+        return query.where(Conversation.assignee_id.is_(None))
+    if assignee_type == "assigned":
+        return query.where(Conversation.assignee_id.is_not(None))
+    return query
+
+
+async def count_conversations(
+    session: AsyncSession, principal: Principal, f: ConversationFilter
+) -> dict[str, int]:
+    """Chatwoot's ``meta`` counts: mine, unassigned, assigned and all, in one query."""
+    base = _filtered(principal, f, with_assignee=False).subquery()
+    row = (
+        await session.execute(
+            select(
+                func.count().filter(base.c.assignee_id == principal.user.id),
+                func.count().filter(base.c.assignee_id.is_(None)),
+                func.count().filter(base.c.assignee_id.is_not(None)),
+                func.count(),
+            )
+        )
+    ).one()
+    return {
+        "mine_count": row[0],
+        "unassigned_count": row[1],
+        "assigned_count": row[2],
+        "all_count": row[3],
+    }
+
+
+def encode_cursor(conversation: Conversation) -> str:
+    """An opaque keyset cursor pointing just after ``conversation``."""
+    raw = json.dumps([conversation.last_activity_at.isoformat(), conversation.id])
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, int]:
+    """The (last_activity_at, id) a cursor points after; Invalid if it is not one."""
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        stamp, conversation_id = json.loads(base64.urlsafe_b64decode(padded))
+        return datetime.fromisoformat(stamp), int(conversation_id)
+    except (ValueError, TypeError) as exc:
+        raise Invalid("not a valid cursor", field="after") from exc
+
+
+async def list_conversations(
+    session: AsyncSession,
+    principal: Principal,
+    f: ConversationFilter,
+    *,
+    page: int = 1,
+    after: str | None = None,
+    limit: int = 25,
+) -> list[Conversation]:
+    """A page of conversations, newest activity first.
+
+    With ``after`` (a cursor from the previous page) the page is found by keyset on
+    ``(last_activity_at, id)``, an index range scan however deep the page; without it,
+    Chatwoot's ``page`` numbers are honoured with OFFSET.
+    """
+    query = _filtered(principal, f).order_by(
+        Conversation.last_activity_at.desc(), Conversation.id.desc()
+    )
+    if after:
+        stamp, conversation_id = decode_cursor(after)
+        query = query.where(
+            tuple_(Conversation.last_activity_at, Conversation.id) < tuple_(stamp, conversation_id)
+            if session.bind.dialect.name == "postgresql"
+            else or_(
+                Conversation.last_activity_at < stamp,
+                and_(Conversation.last_activity_at == stamp, Conversation.id < conversation_id),
+            )
+        )
+    else:
+        query = query.offset(max(page - 1, 0) * limit)
+    return list(await session.scalars(query.limit(limit)))
+
+
+async def _check_assignee(session: AsyncSession, principal: Principal, user_id: int) -> User:
+    user = await session.scalar(
+        select(User).where(User.id == user_id, User.account_id == principal.account_id)
+    )
+    if user is None:
+        raise Invalid("assignee is not an agent of this account", field="assignee_id")
+    return user
+
+
+async def _check_team(session: AsyncSession, principal: Principal, team_id: int) -> Team:
+    team = await session.scalar(
+        select(Team).where(Team.id == team_id, Team.account_id == principal.account_id)
+    )
+    if team is None:
+        raise Invalid("team is not in this account", field="team_id")
+    return team
+
+
+async def create_conversation(
+    session: AsyncSession,
+    principal: Principal,
+    *,
+    inbox_id: int,
+    source_id: str | None = None,
+    contact_id: int | None = None,
+    status: str = "open",
+    assignee_id: int | None = None,
+    team_id: int | None = None,
+    additional_attributes: dict[str, Any] | None = None,
+    custom_attributes: dict[str, Any] | None = None,
+) -> Conversation:
+    """Start a conversation with a contact on an inbox (agent-initiated)."""
+    inbox = await session.scalar(
+        select(Inbox).where(Inbox.id == inbox_id, Inbox.account_id == principal.account_id)
+    )
+    if inbox is None or not principal.can_see_inbox(inbox.id):
+        raise Invalid("inbox not found in this account", field="inbox_id")
+    if status not in STATUSES:
+        raise Invalid(f"status must be one of {', '.join(STATUSES)}", field="status")
+    contact_inbox = None
+    if source_id:
+        contact_inbox = await session.scalar(
+            select(ContactInbox).where(
+                ContactInbox.inbox_id == inbox.id, ContactInbox.source_id == source_id
+            )
+        )
+    if contact_inbox is None and contact_id is not None:
+        contact = await session.scalar(
+            select(Contact).where(Contact.id == contact_id, Contact.account_id == principal.account_id)
+        )
+        if contact is None:
+            raise Invalid("contact not found in this account", field="contact_id")
+        contact_inbox = await session.scalar(
+            select(ContactInbox)
+            .where(ContactInbox.inbox_id == inbox.id, ContactInbox.contact_id == contact.id)
+            .order_by(ContactInbox.id)
+            .limit(1)
+        )
+        if contact_inbox is None:
+            contact_inbox = ContactInbox(
+                contact_id=contact.id, inbox_id=inbox.id, source_id=source_id or _new_source_id()
+            )
+            session.add(contact_inbox)
+            await session.flush()
+    if contact_inbox is None:
+        raise Invalid("give a contact_id or the source_id of a contact on this inbox", field="source_id")
+    if assignee_id is not None:
+        await _check_assignee(session, principal, assignee_id)
+    if team_id is not None:
+        await _check_team(session, principal, team_id)
+    now = utcnow()
+    conversation = Conversation(
+        account_id=principal.account_id,
+        display_id=await next_display_id(session, principal.account_id),
+        inbox_id=inbox.id,
+        contact_id=contact_inbox.contact_id,
+        contact_inbox_id=contact_inbox.id,
+        status=status,
+        assignee_id=assignee_id,
+        team_id=team_id,
+        last_activity_at=now,
+        additional_attributes=additional_attributes or {},
+        custom_attributes=custom_attributes or {},
+        created_at=now,
+    )
+    session.add(conversation)
+    await session.flush()
+    await emit(session, conversation, "conversation.created")
+    return conversation
+
+
+def _new_source_id() -> str:
+    import uuid
+
+    return str(uuid.uuid4())
+
+
+async def emit(
+    session: AsyncSession,
+    conversation: Conversation,
+    event_type: str,
+    changed: dict[str, dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """Queue a conversation event carrying the conversation's REST shape."""
+    await session.flush()
+    body = await present_conversation(session, conversation)
+    if changed:
+        body["changed_attributes"] = changed
+    append_event(
+        session,
+        account_id=conversation.account_id,
+        inbox_id=conversation.inbox_id,
+        conversation_id=conversation.id,
+        event_type=event_type,
+        payload=body,
+    )
+    return body
+
+
+async def _activity(session: AsyncSession, conversation: Conversation, text: str) -> None:
+    """An activity line in the conversation (assigned, resolved, reopened, …)."""
+    from app.tickets.replies import add_activity
+
+    await add_activity(session, conversation, text)
+
+
+async def change_status(
+    session: AsyncSession,
+    principal: Principal,
+    conversation: Conversation,
+    status: str,
+    *,
+    snoozed_until: datetime | None = None,
+) -> None:
+    """Set the status; resolving clears the waiting clock; emits status_changed."""
+    if status not in STATUSES:
+        raise Invalid(f"status must be one of {', '.join(STATUSES)}", field="status")
+    previous = conversation.status
+    if status == "snoozed":
+        conversation.snoozed_until = snoozed_until
+    else:
+        conversation.snoozed_until = None
+    if previous == status and status != "snoozed":
+        return
+    conversation.status = status
+    if status == "resolved":
+        conversation.waiting_since = None
+    await _activity(
+        session,
+        conversation,
+        {
+            "resolved": f"Conversation was marked resolved by {principal.user.name}",
+            "open": f"Conversation was reopened by {principal.user.name}",
+            "pending": f"Conversation was marked pending by {principal.user.name}",
+            "snoozed": f"Conversation was snoozed by {principal.user.name}",
+        }[status],
+    )
+    await emit(
+        session,
+        conversation,
+        "conversation.status_changed",
+        {"status": {"previous_value": previous, "current_value": status}},
+    )
+
+
+async def assign(
+    session: AsyncSession,
+    principal: Principal,
+    conversation: Conversation,
+    *,
+    assignee_id: int | None | object = ...,
+    team_id: int | None | object = ...,
+) -> None:
+    """Assign to an agent and/or a team (None unassigns); emits assignee/team.changed."""
+    if assignee_id is not ... and assignee_id != conversation.assignee_id:
+        previous = conversation.assignee_id
+        if assignee_id is None:
+            conversation.assignee_id = None
+            await _activity(session, conversation, f"Conversation unassigned by {principal.user.name}")
+        else:
+            user = await _check_assignee(session, principal, int(assignee_id))  # type: ignore[arg-type]
+            conversation.assignee_id = user.id
+            await _activity(
+                session, conversation, f"Assigned to {user.name} by {principal.user.name}"
+            )
+        await emit(
+            session,
+            conversation,
+            "assignee.changed",
+            {"assignee_id": {"previous_value": previous, "current_value": conversation.assignee_id}},
+        )
+    if team_id is not ... and team_id != conversation.team_id:
+        previous = conversation.team_id
+        if team_id is None:
+            conversation.team_id = None
+        else:
+            team = await _check_team(session, principal, int(team_id))  # type: ignore[arg-type]
+            conversation.team_id = team.id
+            await _activity(
+                session, conversation, f"Assigned to {team.name} team by {principal.user.name}"
+            )
+        await emit(
+            session,
+            conversation,
+            "team.changed",
+            {"team_id": {"previous_value": previous, "current_value": conversation.team_id}},
+        )
+
+
+async def update_attributes(
+    session: AsyncSession,
+    conversation: Conversation,
+    *,
+    priority: str | None | object = ...,
+    custom_attributes: dict[str, Any] | None = None,
+    additional_attributes: dict[str, Any] | None = None,
+) -> None:
+    """Priority and attribute changes; emits conversation.updated when anything changed."""
+    changed: dict[str, dict[str, Any]] = {}
+    if priority is not ... and priority != conversation.priority:
+        if priority is not None and priority not in PRIORITIES and priority != "none":
+            raise Invalid(f"priority must be one of {', '.join(PRIORITIES)}", field="priority")
+        new = None if priority == "none" else priority
+        changed["priority"] = {"previous_value": conversation.priority, "current_value": new}
+        conversation.priority = new  # type: ignore[assignment]
+    if custom_attributes is not None:
+        merged = {**(conversation.custom_attributes or {}), **custom_attributes}
+        changed["custom_attributes"] = {
+            "previous_value": conversation.custom_attributes,
+            "current_value": merged,
+        }
+        conversation.custom_attributes = merged
+    if additional_attributes is not None:
+        merged = {**(conversation.additional_attributes or {}), **additional_attributes}
+        changed["additional_attributes"] = {
+            "previous_value": conversation.additional_attributes,
+            "current_value": merged,
+        }
+        conversation.additional_attributes = merged
+    if changed:
+        await emit(session, conversation, "conversation.updated", changed)
+
+
+async def labels_of(session: AsyncSession, conversation: Conversation) -> list[str]:
+    """The conversation's labels."""
+    rows = await session.scalars(
+        select(ConversationLabel.label)
+        .where(ConversationLabel.conversation_id == conversation.id)
+        .order_by(ConversationLabel.label)
+    )
+    return list(rows)
+
+
+async def set_labels(
+    session: AsyncSession, conversation: Conversation, labels: list[str]
+) -> list[str]:
+    """Replace the conversation's labels (Chatwoot's POST …/labels semantics)."""
+    wanted = sorted({label.strip() for label in labels if label and label.strip()})
+    current = await labels_of(session, conversation)
+    if wanted == current:
+        return current
+    await session.execute(
+        delete(ConversationLabel).where(ConversationLabel.conversation_id == conversation.id)
+    )
+    for label in wanted:
+        session.add(ConversationLabel(conversation_id=conversation.id, label=label))
+    await emit(
+        session,
+        conversation,
+        "conversation.updated",
+        {"labels": {"previous_value": current, "current_value": wanted}},
+    )
+    return wanted
+
+
+async def mark_seen(session: AsyncSession, conversation: Conversation) -> None:
+    """The agent has read the conversation up to now (resets the unread count)."""
+    conversation.agent_last_seen_at = utcnow()
+
+
+async def member_inbox_ids(session: AsyncSession, user: User) -> frozenset[int]:
+    """The inboxes an agent is a member of."""
+    rows = await session.scalars(select(InboxMember.inbox_id).where(InboxMember.user_id == user.id))
+    return frozenset(rows)

@@ -1,0 +1,192 @@
+"""Messages written inside Postroom: replies, private notes, activity lines.
+
+Outbound is an outbox: a reply on a channel that Postroom delivers itself is stored
+``pending`` and sent by that channel's dispatcher, which marks it ``sent`` or
+``failed``. Channels whose clients read replies from Postroom (the API channel, live
+chat) store it ``sent`` at once.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.auth.principal import Principal
+from app.errors import Invalid, NotFound
+from app.events.log import append_event
+from app.models import Conversation, Inbox, Message, utcnow
+from app.tickets.views import present_messages
+
+#: Channel types whose replies a dispatcher delivers (filled as connectors land).
+DISPATCHED_CHANNELS: set[str] = set()
+MAX_CONTENT_CHARS = 150_000
+
+
+async def _queue_message_event(
+    session: AsyncSession, conversation: Conversation, message: Message, event_type: str
+) -> dict[str, Any]:
+    await session.flush()
+    (body,) = await present_messages(session, [message], {conversation.id: conversation.display_id})
+    body["conversation"] = {
+        "id": conversation.display_id,
+        "inbox_id": conversation.inbox_id,
+        "status": conversation.status,
+        "assignee_id": conversation.assignee_id,
+        "team_id": conversation.team_id,
+        "contact_id": conversation.contact_id,
+    }
+    append_event(
+        session,
+        account_id=conversation.account_id,
+        inbox_id=conversation.inbox_id,
+        conversation_id=conversation.id,
+        event_type=event_type,
+        payload=body,
+    )
+    return body
+
+
+async def add_activity(session: AsyncSession, conversation: Conversation, text: str) -> Message:
+    """An activity line (assigned, resolved, …); never starts or stops a clock."""
+    message = Message(
+        account_id=conversation.account_id,
+        inbox_id=conversation.inbox_id,
+        conversation_id=conversation.id,
+        message_type="activity",
+        content=text,
+        status="sent",
+        sender_type="system",
+        created_at=utcnow(),
+        content_attributes={},
+        additional_attributes={},
+    )
+    session.add(message)
+    await _queue_message_event(session, conversation, message, "message.created")
+    return message
+
+
+async def create_message(
+    session: AsyncSession,
+    principal: Principal,
+    conversation: Conversation,
+    *,
+    content: str | None,
+    message_type: str = "outgoing",
+    private: bool = False,
+    content_type: str = "text",
+    content_attributes: dict[str, Any] | None = None,
+    source_id: str | None = None,
+    echo_id: str | None = None,
+) -> tuple[Message, bool]:
+    """A reply or private note by the caller; returns (message, created).
+
+    With a ``source_id`` the call is idempotent: the same source id on the same inbox
+    returns the message stored the first time.
+    """
+    if message_type not in ("outgoing", "incoming", "template"):
+        raise Invalid("message_type must be outgoing, incoming or template", field="message_type")
+    if not content and not content_attributes:
+        raise Invalid("content can't be blank", field="content")
+    if content and len(content) > MAX_CONTENT_CHARS:
+        raise Invalid(f"content is longer than {MAX_CONTENT_CHARS} characters", field="content")
+    if source_id:
+        existing = await session.scalar(
+            select(Message).where(
+                Message.inbox_id == conversation.inbox_id, Message.source_id == source_id
+            )
+        )
+        if existing is not None:
+            return existing, False
+    inbox = await session.get(Inbox, conversation.inbox_id)
+    assert inbox is not None
+    now = utcnow()
+    incoming = message_type == "incoming"
+    status = "sent"
+    if not private and not incoming and inbox.channel_type in DISPATCHED_CHANNELS:
+        status = "pending"
+    attributes = dict(content_attributes or {})
+    if echo_id:
+        attributes["echo_id"] = echo_id
+    message = Message(
+        account_id=conversation.account_id,
+        inbox_id=conversation.inbox_id,
+        conversation_id=conversation.id,
+        message_type=message_type,
+        content_type=content_type,
+        content=content,
+        private=private,
+        source_id=source_id,
+        sender_type="contact" if incoming else "user",
+        sender_id=conversation.contact_id if incoming else principal.user.id,
+        status=status,
+        content_attributes=attributes,
+        additional_attributes={},
+        created_at=now,
+    )
+    session.add(message)
+    if not private:
+        conversation.last_activity_at = now
+        if incoming:
+            if conversation.waiting_since is None:
+                conversation.waiting_since = now
+        else:
+            if conversation.first_reply_created_at is None:
+                conversation.first_reply_created_at = now
+            conversation.waiting_since = None
+    await _queue_message_event(session, conversation, message, "message.created")
+    return message, True
+
+
+async def get_message(
+    session: AsyncSession, principal: Principal, message_id: int, conversation: Conversation | None = None
+) -> tuple[Message, Conversation]:
+    """A message the caller may see (optionally required to be in ``conversation``)."""
+    row = (
+        await session.execute(
+            select(Message, Conversation)
+            .join(Conversation, Conversation.id == Message.conversation_id)
+            .where(
+                Message.id == message_id,
+                Message.account_id == principal.account_id,
+                principal.inbox_filter(Message.inbox_id),
+            )
+        )
+    ).first()
+    if row is None or (conversation is not None and row[1].id != conversation.id):
+        raise NotFound("Message")
+    return row[0], row[1]
+
+
+async def update_message(
+    session: AsyncSession, conversation: Conversation, message: Message, *, content: str
+) -> None:
+    """Edit a message's text (agents' own messages); emits message.updated."""
+    if message.message_type == "incoming":
+        raise Invalid("messages from contacts cannot be edited", field="content")
+    if not content:
+        raise Invalid("content can't be blank", field="content")
+    message.content = content
+    message.content_attributes = {**(message.content_attributes or {}), "edited": True}
+    await _queue_message_event(session, conversation, message, "message.updated")
+
+
+async def delete_message(session: AsyncSession, conversation: Conversation, message: Message) -> None:
+    """Chatwoot's delete: the text is replaced and the message marked deleted."""
+    message.content = "This message was deleted"
+    message.html_content = None
+    message.content_attributes = {**(message.content_attributes or {}), "deleted": True}
+    await _queue_message_event(session, conversation, message, "message.updated")
+
+
+async def list_messages(
+    session: AsyncSession, conversation: Conversation, *, before: int | None = None, limit: int = 100
+) -> list[Message]:
+    """Up to ``limit`` messages, oldest first, ending before message id ``before``."""
+    query = select(Message).where(Message.conversation_id == conversation.id)
+    if before is not None:
+        query = query.where(Message.id < before)
+    rows = list(await session.scalars(query.order_by(Message.id.desc()).limit(limit)))
+    rows.reverse()
+    return rows

@@ -1,0 +1,1 @@
+"""Channel adapters: each package turns one platform's data into InboundMessage."""
