@@ -112,12 +112,9 @@ class Database:
 
     @asynccontextmanager
     async def read_session(self) -> AsyncIterator[AsyncSession]:
-        """A read-only unit of work (never commits)."""
+        """A read-only unit of work (never commits; closing ends its transaction)."""
         async with self.sessionmaker() as session:
-            try:
-                yield session
-            finally:
-                await session.rollback()
+            yield session
 
     async def dispose(self) -> None:
         """Close every pooled connection."""
