@@ -21,8 +21,9 @@ class NotFound(PostroomError):
 
     status_code = 404
 
-    def __init__(self, what: str = "Resource") -> None:
-        super().__init__(f"{what} not found")
+    def __init__(self, what: str = "Resource", *, field: str | None = None) -> None:
+        message = f"{what} not found"
+        super().__init__(message, errors=[{"field": field, "message": message}] if field else None)
 
 
 class Unauthorized(PostroomError):

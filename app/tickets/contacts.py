@@ -122,7 +122,7 @@ async def create_contact(
             select(Inbox).where(Inbox.id == inbox_id, Inbox.account_id == account_id)
         )
         if inbox is None:
-            raise Invalid("inbox not found in this account", field="inbox_id")
+            raise NotFound("Inbox", field="inbox_id")
     contact = Contact(
         account_id=account_id,
         name=name or email or phone_number or identifier,

@@ -189,7 +189,7 @@ async def _check_assignee(session: AsyncSession, principal: Principal, user_id: 
         select(User).where(User.id == user_id, User.account_id == principal.account_id)
     )
     if user is None:
-        raise Invalid("assignee is not an agent of this account", field="assignee_id")
+        raise NotFound("Agent", field="assignee_id")
     return user
 
 
@@ -198,7 +198,7 @@ async def _check_team(session: AsyncSession, principal: Principal, team_id: int)
         select(Team).where(Team.id == team_id, Team.account_id == principal.account_id)
     )
     if team is None:
-        raise Invalid("team is not in this account", field="team_id")
+        raise NotFound("Team", field="team_id")
     return team
 
 
@@ -220,7 +220,7 @@ async def create_conversation(
         select(Inbox).where(Inbox.id == inbox_id, Inbox.account_id == principal.account_id)
     )
     if inbox is None or not principal.can_see_inbox(inbox.id):
-        raise Invalid("inbox not found in this account", field="inbox_id")
+        raise NotFound("Inbox", field="inbox_id")
     if status not in STATUSES:
         raise Invalid(f"status must be one of {', '.join(STATUSES)}", field="status")
     contact_inbox = None
@@ -235,7 +235,7 @@ async def create_conversation(
             select(Contact).where(Contact.id == contact_id, Contact.account_id == principal.account_id)
         )
         if contact is None:
-            raise Invalid("contact not found in this account", field="contact_id")
+            raise NotFound("Contact", field="contact_id")
         contact_inbox = await session.scalar(
             select(ContactInbox)
             .where(ContactInbox.inbox_id == inbox.id, ContactInbox.contact_id == contact.id)

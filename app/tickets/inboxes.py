@@ -127,7 +127,7 @@ async def _account_users(session: AsyncSession, account_id: int, user_ids: list[
     found = set(await session.scalars(select(User.id).where(User.account_id == account_id, User.id.in_(ids))))
     missing = [u for u in ids if u not in found]
     if missing:
-        raise Invalid(f"not agents of this account: {missing}", field="user_ids")
+        raise NotFound("Agent", field="user_ids")
     return ids
 
 

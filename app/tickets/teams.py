@@ -67,7 +67,7 @@ async def change_members(session: AsyncSession, team: Team, user_ids: list[int],
     ids = sorted(set(int(u) for u in user_ids))
     valid = set(await session.scalars(select(User.id).where(User.account_id == team.account_id, User.id.in_(ids))))
     if set(ids) - valid:
-        raise Invalid(f"not agents of this account: {sorted(set(ids) - valid)}", field="user_ids")
+        raise NotFound("Agent", field="user_ids")
     present = set(await session.scalars(select(TeamMember.user_id).where(TeamMember.team_id == team.id)))
     if add:
         for user_id in ids:
