@@ -11,13 +11,22 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Connection
 
-ROOT = Path(__file__).resolve().parent.parent
+
+
+def project_root() -> Path:
+    """The folder holding ``alembic.ini`` and ``migrations/``: the checkout, or the
+    working directory of an installed copy (as in the Docker image)."""
+    for candidate in (Path(__file__).resolve().parent.parent, Path.cwd()):
+        if (candidate / "alembic.ini").is_file() and (candidate / "migrations").is_dir():
+            return candidate
+    raise RuntimeError("alembic.ini and migrations/ not found; run from the Postroom folder")
 
 
 def alembic_config(url: str | None = None) -> Config:
     """Alembic's config for this checkout, optionally pointed at ``url``."""
-    config = Config(str(ROOT / "alembic.ini"))
-    config.set_main_option("script_location", str(ROOT / "migrations"))
+    root = project_root()
+    config = Config(str(root / "alembic.ini"))
+    config.set_main_option("script_location", str(root / "migrations"))
     if url:
         config.attributes["database_url"] = url
     return config

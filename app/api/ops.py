@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, RedirectResponse
 from sqlalchemy import text
 
 from app.api.deps import RuntimeDep
@@ -33,3 +33,9 @@ async def readyz(runtime: RuntimeDep) -> JSONResponse:
             {"status": "migrations pending", "revision": revision, "head": head}, status_code=503
         )
     return JSONResponse({"status": "ready", "database": runtime.db.dialect, "revision": revision})
+
+
+@router.get("/", include_in_schema=False)
+async def home() -> RedirectResponse:
+    """Until the agents' inbox page is served here, the front door is the API reference."""
+    return RedirectResponse("/docs")

@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Makes sure the services the test suite talks to are up on this machine, installing
+# them from Debian's packages when missing. Fails loudly when one cannot be had.
+#   PostgreSQL: 127.0.0.1:5432, trust auth for local TCP, database "test".
+set -euo pipefail
+
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+wait_port() {
+    for _ in $(seq 1 60); do port_open "$1" && return 0; sleep 0.5; done
+    return 1
+}
+apt_installed=""
+apt_install() {
+    if [ -z "$apt_installed" ]; then as_root apt-get update -qq; apt_installed=1; fi
+    DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq "$@" >/dev/null
+}
+
+ensure_postgresql() {
+    if port_open 5432; then echo "PostgreSQL: answering on 127.0.0.1:5432"; return; fi
+    if ! command -v pg_ctlcluster >/dev/null 2>&1; then
+        echo "PostgreSQL: not installed; installing from Debian's packages …"
+        apt_install postgresql
+    fi
+    version=$(ls /etc/postgresql | sort -V | tail -1)
+    hba=/etc/postgresql/$version/main/pg_hba.conf
+    if ! as_root grep -q '^host all all 127.0.0.1/32 trust' "$hba"; then
+        as_root sed -i '1i host all all 127.0.0.1/32 trust' "$hba"
+    fi
+    echo "PostgreSQL: starting cluster $version/main …"
+    as_root pg_ctlcluster --skip-systemctl-redirect "$version" main start || true
+    wait_port 5432 || { echo "PostgreSQL did not come up on 127.0.0.1:5432" >&2; exit 1; }
+    as_root su postgres -c "psql -tAc \"SELECT 1 FROM pg_database WHERE datname='test'\" | grep -q 1 || createdb test"
+}
+
+for service in "${@:-postgresql}"; do
+    "ensure_$service"
+done
