@@ -29,7 +29,18 @@ class Settings(BaseSettings):
         description="Key for credential encryption and signed tickets; "
         "generated once into <data_dir>/secret.key when unset.",
     )
-    broker_url: str = "memory://"
+    broker_url: str = Field(
+        default="memory://",
+        description="Fan-out between processes: memory:// (one process), "
+        "postgresql://… (LISTEN/NOTIFY) or redis://… (pub/sub).",
+    )
+    event_retention_days: float = 7.0
+    stream_queue_size: int = Field(default=2000, description="Frames buffered per websocket "
+                                   "before a slow client is closed with 4008.")
+    stream_max_connections_per_user: int = 20
+    stream_idle_timeout_seconds: float = 300.0
+    stream_catch_up_seconds: float = Field(default=1.0, description="How often each process "
+                                           "reads the event log even without a wake-up.")
     log_format: str = Field(default="text", pattern="^(text|json)$")
     log_level: str = "INFO"
     page_size: int = 25

@@ -12,6 +12,9 @@ from app.api import agents, catalog, contacts, conversations, inboxes, messages,
 from app.api.errors import install_error_handlers
 from app.config import Settings, get_settings
 from app.logs import RequestLogMiddleware
+from app.realtime import stream
+from app.realtime.broker import broker_for
+from app.realtime.hub import Hub
 from app.runtime import Runtime
 
 DESCRIPTION = """
@@ -32,16 +35,22 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         own = app.state.runtime is None
         if own:
             app.state.runtime = Runtime.from_settings(settings)
+        runtime: Runtime = app.state.runtime
+        app.state.hub = Hub(runtime.db, broker_for(settings.broker_url), retention_days=settings.event_retention_days,
+                            catch_up_seconds=settings.stream_catch_up_seconds)
+        await app.state.hub.start()
         try:
             yield
         finally:
+            await app.state.hub.stop()
             if own:
-                await app.state.runtime.db.dispose()
+                await runtime.db.dispose()
 
     app = FastAPI(title="Postroom", version=__version__, description=DESCRIPTION, lifespan=lifespan)
     app.state.runtime = runtime
+    app.state.hub = None
     install_error_handlers(app)
-    for module in (ops, profile, agents, inboxes, contacts, conversations, messages, teams, catalog):
+    for module in (ops, profile, agents, inboxes, contacts, conversations, messages, teams, catalog, stream):
         app.include_router(module.router)
 
     app.add_middleware(RequestLogMiddleware)

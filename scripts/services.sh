@@ -2,6 +2,7 @@
 # Makes sure the services the test suite talks to are up on this machine, installing
 # them from Debian's packages when missing. Fails loudly when one cannot be had.
 #   PostgreSQL: 127.0.0.1:5432, trust auth for local TCP, database "test".
+#   Redis:      127.0.0.1:6379 (the realtime broker tests).
 set -euo pipefail
 
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
@@ -33,6 +34,19 @@ ensure_postgresql() {
     as_root su postgres -c "psql -tAc \"SELECT 1 FROM pg_database WHERE datname='test'\" | grep -q 1 || createdb test"
 }
 
-for service in "${@:-postgresql}"; do
+ensure_redis() {
+    if port_open 6379; then echo "Redis: answering on 127.0.0.1:6379"; return; fi
+    if ! command -v redis-server >/dev/null 2>&1; then
+        echo "Redis: not installed; installing from Debian's packages …"
+        apt_install redis-server
+    fi
+    echo "Redis: starting …"
+    as_root mkdir -p /var/lib/redis /var/log/redis
+    as_root redis-server --daemonize yes --bind 127.0.0.1 -::1 --port 6379 --save "" \
+        --appendonly no --dir /var/lib/redis --logfile /var/log/redis/ci.log
+    wait_port 6379 || { echo "Redis did not come up on 127.0.0.1:6379" >&2; exit 1; }
+}
+
+for service in "${@:-postgresql redis}"; do
     "ensure_$service"
 done

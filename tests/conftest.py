@@ -124,30 +124,64 @@ def wait_for_http(url: str, timeout: float = 30.0, process: subprocess.Popen | N
     raise TimeoutError(f"{url} did not answer within {timeout}s")
 
 
+class ServerProcess:
+    """A ``postroom serve`` child process on the test database."""
+
+    def __init__(self, settings: Settings, data_dir: Path, **env: str) -> None:
+        self.port = free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.ws_base = f"ws://127.0.0.1:{self.port}"
+        full_env = {
+            **os.environ,
+            "POSTROOM_DATABASE_URL": settings.database_url or "",
+            "POSTROOM_DATA_DIR": str(data_dir),
+            "POSTROOM_SECRET_KEY": "test-secret-key",
+            "POSTROOM_LOG_FORMAT": "json",
+            **env,
+        }
+        self.log_path = data_dir / f"server-{self.port}.log"
+        self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "app.cli", "serve", "--port", str(self.port)],
+            cwd=ROOT, env=full_env, stdout=self._log, stderr=subprocess.STDOUT,
+        )
+        wait_for_http(self.base + "/healthz", process=self.process)
+
+    def kill(self) -> None:
+        """SIGKILL: no shutdown, no goodbye."""
+        self.process.kill()
+        self.process.wait(timeout=10)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+        self._log.close()
+
+
 @pytest.fixture(scope="session")
 def live_server(settings: Settings, data_dir: Path) -> Iterator[str]:
     """A real ``postroom serve`` process on the test database; yields its base URL."""
-    port = free_port()
-    env = {
-        **os.environ,
-        "POSTROOM_DATABASE_URL": settings.database_url or "",
-        "POSTROOM_DATA_DIR": str(data_dir),
-        "POSTROOM_SECRET_KEY": "test-secret-key",
-        "POSTROOM_LOG_FORMAT": "json",
-    }
-    log = open(data_dir / f"server-{port}.log", "wb")  # noqa: SIM115 - closed below
-    process = subprocess.Popen(
-        [sys.executable, "-m", "app.cli", "serve", "--port", str(port)],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-    )
-    base = f"http://127.0.0.1:{port}"
+    server = ServerProcess(settings, data_dir)
     try:
-        wait_for_http(base + "/healthz", process=process)
-        yield base
+        yield server.base
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-        log.close()
+        server.stop()
+
+
+@pytest.fixture
+def start_server(settings: Settings, data_dir: Path) -> Iterator:
+    """Start extra server processes (stopped at the end of the test)."""
+    started: list[ServerProcess] = []
+
+    def start(**env: str) -> ServerProcess:
+        server = ServerProcess(settings, data_dir, **env)
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.stop()

@@ -1,0 +1,262 @@
+"""The per-process distributor: reads the event log once and fans frames out.
+
+One task per process follows the event log (woken by the broker, and once a second
+regardless) and offers each event, encoded once, to the bounded queue of every
+subscriber allowed to see it. A subscriber that falls ``queue_size`` frames behind is
+told to go (the endpoint closes it with 4008) and resumes with ``since``.
+
+Resume without gaps: :meth:`Hub.register` returns the last seq the hub has dispatched
+(the *seam*). The new subscriber receives every event after the seam through its
+queue; the endpoint replays ``since < seq <= seam`` from the database first. Both the
+registration and each dispatch happen without an ``await`` in between, so no event
+falls between the replay and the queue, and none is in both.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import delete, func, select
+
+from app.db import Database
+from app.events.log import LAST_SEQ
+from app.models import Event, utcnow
+from app.realtime import metrics
+from app.realtime.broker import Broker
+
+log = logging.getLogger("postroom.realtime")
+
+READ_BATCH = 500
+
+
+def encode_frame(seq: int | None, event: str, data: dict[str, Any]) -> str:
+    """The wire form of one event: ``{"seq": n, "event": "…", "data": {…}}``."""
+    return json.dumps({"seq": seq, "event": event, "data": data}, ensure_ascii=False, separators=(",", ":"))
+
+
+@dataclass(eq=False)
+class Subscriber:
+    """One stream connection's view: what it may see, and its bounded queue."""
+
+    account_id: int
+    user_id: int
+    is_admin: bool
+    inbox_ids: frozenset[int]
+    queue_size: int
+    queue: asyncio.Queue[str] = field(init=False)
+    overflowed: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def __post_init__(self) -> None:
+        self.queue = asyncio.Queue(self.queue_size)
+
+    def may_see(self, account_id: int, inbox_id: int | None) -> bool:
+        """Events of its account; agents only those of their inboxes (or of no inbox)."""
+        if account_id != self.account_id:
+            return False
+        return self.is_admin or inbox_id is None or inbox_id in self.inbox_ids
+
+    def offer(self, frame: str) -> None:
+        """Queue a frame; on overflow, flag the connection to be closed."""
+        if self.overflowed.is_set():
+            return
+        try:
+            self.queue.put_nowait(frame)
+        except asyncio.QueueFull:
+            self.overflowed.set()
+
+
+class Hub:
+    """Follows the event log and the broker; serves this process's subscribers."""
+
+    def __init__(
+        self, db: Database, broker: Broker, *, retention_days: float = 7.0, catch_up_seconds: float = 1.0
+    ) -> None:
+        self.db = db
+        self.catch_up_seconds = catch_up_seconds
+        self.broker = broker
+        self.retention = timedelta(days=retention_days)
+        self.last_dispatched = 0
+        self._subscribers: dict[int, set[Subscriber]] = {}
+        self._wake = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        self.presence = Presence(self)
+
+    # -- lifecycle -------------------------------------------------------------------
+    async def start(self) -> None:
+        """Start following the log from its current end."""
+        async with self.db.read_session() as session:
+            self.last_dispatched = int(await session.scalar(select(func.max(Event.seq))) or 0)
+        self.broker.on_message(self._on_broker_message)
+        await self.broker.start()
+        self.db.after_commit.append(self._after_commit)
+        self._tasks = [
+            asyncio.create_task(self._follow(), name="postroom-hub-follow"),
+            asyncio.create_task(self._prune_loop(), name="postroom-hub-prune"),
+            asyncio.create_task(self.presence.expire_loop(), name="postroom-presence"),
+        ]
+
+    async def stop(self) -> None:
+        """Stop the tasks and the broker."""
+        if self._after_commit in self.db.after_commit:
+            self.db.after_commit.remove(self._after_commit)
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.broker.stop()
+
+    # -- subscribers -----------------------------------------------------------------
+    def register(self, subscriber: Subscriber) -> int:
+        """Add a subscriber; returns the seam (see the module docstring)."""
+        self._subscribers.setdefault(subscriber.account_id, set()).add(subscriber)
+        metrics.CONNECTED.inc()
+        return self.last_dispatched
+
+    def unregister(self, subscriber: Subscriber) -> None:
+        """Remove a subscriber."""
+        group = self._subscribers.get(subscriber.account_id)
+        if group is not None and subscriber in group:
+            group.discard(subscriber)
+            metrics.CONNECTED.dec()
+            if not group:
+                del self._subscribers[subscriber.account_id]
+
+    def connections_of(self, user_id: int) -> int:
+        """How many of this process's streams a user holds."""
+        return sum(1 for group in self._subscribers.values() for s in group if s.user_id == user_id)
+
+    def queue_depths(self) -> list[int]:
+        """Current queue depth of every subscriber (for /metrics)."""
+        return [s.queue.qsize() for group in self._subscribers.values() for s in group]
+
+    # -- wake-ups --------------------------------------------------------------------
+    async def _after_commit(self, session: Any) -> None:
+        seq = session.info.pop(LAST_SEQ, None)
+        if seq is None:
+            return
+        self._wake.set()
+        if type(self.broker) is not Broker:  # other processes learn of it through the broker
+            await self.broker.publish({"kind": "wake", "seq": seq})
+
+    async def _on_broker_message(self, message: dict[str, Any]) -> None:
+        kind = message.get("kind")
+        if kind == "wake":
+            self._wake.set()
+        elif kind == "ephemeral":
+            self.dispatch_ephemeral(message["account_id"], message.get("inbox_id"), message["event"], message["data"])
+
+    async def publish_ephemeral(self, account_id: int, inbox_id: int | None, event: str, data: dict[str, Any]) -> None:
+        """Typing and presence: to every process's subscribers, never to the log."""
+        message = {"kind": "ephemeral", "account_id": account_id, "inbox_id": inbox_id, "event": event, "data": data}
+        if type(self.broker) is Broker:
+            self.dispatch_ephemeral(account_id, inbox_id, event, data)
+        else:
+            await self.broker.publish(message)
+
+    def dispatch_ephemeral(self, account_id: int, inbox_id: int | None, event: str, data: dict[str, Any]) -> None:
+        """Offer an ephemeral frame (seq null) to the subscribers that may see it."""
+        frame = encode_frame(None, event, data)
+        for subscriber in list(self._subscribers.get(account_id, ())):
+            if subscriber.may_see(account_id, inbox_id):
+                subscriber.offer(frame)
+
+    # -- following the log -----------------------------------------------------------
+    async def _follow(self) -> None:
+        while True:
+            try:
+                await asyncio.wait_for(self._wake.wait(), self.catch_up_seconds)
+            except TimeoutError:
+                pass
+            self._wake.clear()
+            try:
+                while await self._dispatch_batch() == READ_BATCH:
+                    pass
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # noqa: BLE001 - keep following; the next pass retries
+                log.exception("reading the event log failed")
+                await asyncio.sleep(1)
+
+    async def _dispatch_batch(self) -> int:
+        async with self.db.read_session() as session:
+            rows = (
+                await session.execute(
+                    select(Event.seq, Event.account_id, Event.inbox_id, Event.event_type, Event.payload, Event.created_at)
+                    .where(Event.seq > self.last_dispatched)
+                    .order_by(Event.seq)
+                    .limit(READ_BATCH)
+                )
+            ).all()
+        now = time.time()
+        # No await from here to the end: dispatch and seam move together.
+        for seq, account_id, inbox_id, event_type, payload, created_at in rows:
+            group = self._subscribers.get(account_id)
+            if group:
+                frame = encode_frame(seq, event_type, payload)
+                delivered = 0
+                for subscriber in list(group):
+                    if subscriber.may_see(account_id, inbox_id):
+                        subscriber.offer(frame)
+                        delivered += 1
+                metrics.DELIVERIES.inc(delivered)
+            metrics.EVENTS.inc()
+            metrics.LAG.observe(max(0.0, now - created_at.timestamp()))
+            self.last_dispatched = seq
+        return len(rows)
+
+    # -- retention -------------------------------------------------------------------
+    async def prune(self) -> int:
+        """Delete events older than the retention; returns how many."""
+        async with self.db.write_session() as session:
+            result = await session.execute(delete(Event).where(Event.created_at < utcnow() - self.retention))
+        return result.rowcount or 0
+
+    async def _prune_loop(self) -> None:
+        while True:
+            try:
+                removed = await self.prune()
+                if removed:
+                    log.info("pruned old events", extra={"fields": {"count": removed}})
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # noqa: BLE001
+                log.exception("pruning the event log failed")
+            await asyncio.sleep(3600)
+
+
+class Presence:
+    """Agents' availability from their streams' heartbeats (never written to the log)."""
+
+    EXPIRY_SECONDS = 90.0
+
+    def __init__(self, hub: Hub) -> None:
+        self.hub = hub
+        self._seen: dict[tuple[int, int], tuple[str, float]] = {}
+
+    async def heartbeat(self, account_id: int, user_id: int, status: str = "online") -> None:
+        """Record a heartbeat; announce a change of status."""
+        if status not in ("online", "busy", "offline"):
+            status = "online"
+        previous = self._seen.get((account_id, user_id))
+        self._seen[(account_id, user_id)] = (status, time.monotonic())
+        if previous is None or previous[0] != status:
+            await self.hub.publish_ephemeral(account_id, None, "presence.update", {"users": {str(user_id): status}})
+
+    async def left(self, account_id: int, user_id: int) -> None:
+        """The user's last stream in this process closed."""
+        if self._seen.pop((account_id, user_id), None) is not None:
+            await self.hub.publish_ephemeral(account_id, None, "presence.update", {"users": {str(user_id): "offline"}})
+
+    async def expire_loop(self) -> None:
+        """Mark agents offline after missed heartbeats."""
+        while True:
+            await asyncio.sleep(self.EXPIRY_SECONDS / 3)
+            cutoff = time.monotonic() - self.EXPIRY_SECONDS
+            for (account_id, user_id), (_, seen) in list(self._seen.items()):
+                if seen < cutoff:
+                    await self.left(account_id, user_id)

@@ -1,0 +1,258 @@
+"""The agents' stream: live events, resume without gaps, authorization, fan-out
+between processes, and survival of a killed process."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from contextlib import asynccontextmanager
+
+import httpx
+import pytest
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed
+
+from app.db import Database
+from app.realtime.broker import Broker
+from app.realtime.hub import Hub, Subscriber
+from app.tickets.ingest import ingest_messages
+from connectors.base import InboundMessage, SenderIdentity
+from tests.conftest import TEST_DATABASE
+
+
+@asynccontextmanager
+async def stream(ws_base: str, tenant, *, token: str | None = None, query: str = ""):
+    url = f"{ws_base}/api/v1/accounts/{tenant.account_id}/stream{query}"
+    headers = {"api_access_token": token or tenant.token}
+    async with connect(url, additional_headers=headers, open_timeout=10, max_size=None) as ws:
+        yield ws
+
+
+async def frames_until(ws, predicate, *, timeout: float = 15.0) -> list[dict]:
+    """Read frames until ``predicate(frames)`` holds."""
+    frames: list[dict] = []
+    async with asyncio.timeout(timeout):
+        while not predicate(frames):
+            frames.append(json.loads(await ws.recv()))
+    return frames
+
+
+def created(frames: list[dict], prefix: str = "") -> list[dict]:
+    """``message.created`` frames, optionally only those whose text starts with ``prefix``
+    (a stream opened without ``since`` may also carry events committed just before)."""
+    return [f for f in frames if f["event"] == "message.created" and (f["data"]["content"] or "").startswith(prefix)]
+
+
+def ws_base(http_base: str) -> str:
+    return http_base.replace("http://", "ws://")
+
+
+async def seed_conversation(runtime, inbox_id: int, source: str = "seed") -> int:
+    (result,) = await ingest_messages(runtime.db, [InboundMessage(
+        inbox_id=inbox_id, source_id=source, sender=SenderIdentity(source_id=f"{source}-c"), text="hello")])
+    return result.conversation_id
+
+
+async def display_id(base: str, tenant) -> int:
+    async with httpx.AsyncClient(base_url=base, headers=tenant.headers) as http:
+        return (await http.get(tenant.path("/conversations"))).json()["data"]["payload"][0]["id"]
+
+
+async def test_live_events_arrive_in_order(live_server, tenants, runtime):
+    tenant = await tenants.new()
+    inbox_id = await tenant.inbox("api")
+    await seed_conversation(runtime, inbox_id)
+    number = await display_id(live_server, tenant)
+    async with stream(ws_base(live_server), tenant) as ws, httpx.AsyncClient(base_url=live_server, headers=tenant.headers) as http:
+        for i in range(5):
+            await http.post(tenant.path(f"/conversations/{number}/messages"), json={"content": f"reply {i}"})
+        frames = await frames_until(ws, lambda fs: len(created(fs, "reply")) == 5)
+    replies = created(frames, "reply")
+    assert [f["data"]["content"] for f in replies] == [f"reply {i}" for i in range(5)]
+    seqs = [f["seq"] for f in frames if f["seq"] is not None]
+    assert seqs == sorted(seqs) and len(set(seqs)) == len(seqs)
+    assert replies[0]["data"]["conversation"]["id"] == number
+
+
+async def test_resume_with_since_delivers_exactly_the_missed_events(live_server, tenants, runtime):
+    tenant = await tenants.new()
+    inbox_id = await tenant.inbox("api")
+    await seed_conversation(runtime, inbox_id)
+    number = await display_id(live_server, tenant)
+    async with stream(ws_base(live_server), tenant) as ws, httpx.AsyncClient(base_url=live_server, headers=tenant.headers) as http:
+        await http.post(tenant.path(f"/conversations/{number}/messages"), json={"content": "before"})
+        last_seq = created(await frames_until(ws, lambda fs: len(created(fs, "before")) == 1), "before")[-1]["seq"]
+    # Disconnected: 500 messages arrive meanwhile.
+    for start in range(0, 500, 100):
+        await ingest_messages(runtime.db, [
+            InboundMessage(inbox_id=inbox_id, source_id=f"missed-{i}", sender=SenderIdentity(source_id="seed-c"), text=f"missed {i}")
+            for i in range(start, start + 100)])
+    async with stream(ws_base(live_server), tenant, query=f"?since={last_seq}") as ws:
+        frames = await frames_until(ws, lambda fs: len(created(fs)) >= 500)
+        with pytest.raises(TimeoutError):  # nothing more, in particular no duplicate
+            async with asyncio.timeout(1.5):
+                extra = json.loads(await ws.recv())
+                assert extra["event"] != "message.created", extra
+    missed = created(frames)
+    assert [f["data"]["content"] for f in missed] == [f"missed {i}" for i in range(500)]
+    seqs = [f["seq"] for f in frames if f["seq"] is not None]
+    assert seqs == sorted(seqs) and len(set(seqs)) == len(seqs) and seqs[0] > last_seq
+
+
+async def test_since_older_than_the_log_asks_for_a_resync(live_server, tenants, runtime):
+    tenant = await tenants.new()
+    inbox_id = await tenant.inbox("api")
+    await seed_conversation(runtime, inbox_id, "resync")
+    async with runtime.db.write_session() as session:  # the retention job removed the oldest events
+        from sqlalchemy import delete, func, select
+
+        from app.models import Event
+        oldest = await session.scalar(select(func.min(Event.seq)))
+        await session.execute(delete(Event).where(Event.seq == oldest))
+    async with stream(ws_base(live_server), tenant, query=f"?since={oldest - 1}") as ws:
+        first = json.loads(await asyncio.wait_for(ws.recv(), 10))
+    assert first["event"] == "resync.required"
+
+
+async def closed_with(url: str, headers: dict[str, str]) -> int:
+    async with connect(url, additional_headers=headers, open_timeout=10) as ws:
+        with pytest.raises(ConnectionClosed) as closed:
+            async with asyncio.timeout(10):
+                while True:
+                    frame = await ws.recv()
+                    raise AssertionError(f"a refused stream sent {frame!r}")
+    return closed.value.rcvd.code
+
+
+async def test_bad_credentials_and_foreign_accounts_are_refused(live_server, tenants):
+    tenant, other = await tenants.new(), await tenants.new()
+    url = f"{ws_base(live_server)}/api/v1/accounts/{tenant.account_id}/stream"
+    assert await closed_with(url, {"api_access_token": "wrong"}) == 4401
+    assert await closed_with(url, {}) == 4401
+    assert await closed_with(url + "?ticket=1.2.3.forged", {}) == 4401
+    assert await closed_with(url, {"api_access_token": other.token}) == 4404
+
+
+async def test_browser_ticket_opens_the_stream(live_server, tenants, runtime):
+    tenant = await tenants.new()
+    inbox_id = await tenant.inbox("api")
+    async with httpx.AsyncClient(base_url=live_server, headers=tenant.headers) as http:
+        ticket = (await http.post(tenant.path("/stream/tickets"))).json()["ticket"]
+    url = f"{ws_base(live_server)}/api/v1/accounts/{tenant.account_id}/stream?ticket={ticket}"
+    async with connect(url, open_timeout=10) as ws:
+        await seed_conversation(runtime, inbox_id, "ticket")
+        frames = await frames_until(ws, lambda fs: len(created(fs)) == 1)
+    assert created(frames)[0]["data"]["content"] == "hello"
+
+
+async def test_agents_receive_only_their_inboxes_events(live_server, tenants, runtime):
+    tenant = await tenants.new()
+    mine, other = await tenant.inbox("api"), await tenant.inbox("api")
+    _, token = await tenant.agent(inbox_ids=[mine])
+    async with stream(ws_base(live_server), tenant, token=token) as ws:
+        await seed_conversation(runtime, other, "hidden")
+        await seed_conversation(runtime, mine, "visible")
+        frames = await frames_until(ws, lambda fs: len(created(fs)) == 1)
+        with pytest.raises(TimeoutError):
+            async with asyncio.timeout(1.5):
+                frames.append(json.loads(await ws.recv()))
+    assert {f["data"]["inbox_id"] for f in frames if f["event"].startswith(("message.", "conversation."))} == {mine}
+
+
+async def test_typing_reaches_other_agents_and_is_not_logged(live_server, tenants, runtime):
+    tenant = await tenants.new()
+    inbox_id = await tenant.inbox("api")
+    _, token = await tenant.agent(inbox_ids=[inbox_id])
+    await seed_conversation(runtime, inbox_id, "typing")
+    number = await display_id(live_server, tenant)
+    async with stream(ws_base(live_server), tenant) as watcher, stream(ws_base(live_server), tenant, token=token) as typist:
+        await typist.send(json.dumps({"action": "typing", "conversation_id": number, "on": True}))
+        frames = await frames_until(watcher, lambda fs: any(f["event"] == "conversation.typing_on" for f in fs))
+    typing = next(f for f in frames if f["event"] == "conversation.typing_on")
+    assert typing["seq"] is None and typing["data"]["conversation"]["id"] == number
+    from sqlalchemy import func, select
+
+    from app.models import Event
+    async with runtime.db.read_session() as session:
+        logged = await session.scalar(select(func.count()).where(Event.event_type.like("conversation.typing%")))
+    assert logged == 0
+
+
+async def test_a_slow_subscriber_is_cut_off_not_the_others(runtime, tenants):
+    tenant = await tenants.new()
+    inbox_id = await tenant.inbox("api")
+    hub = Hub(Database(runtime.db.url), Broker())
+    await hub.start()
+    try:
+        slow = Subscriber(tenant.account_id, tenant.admin_id, True, frozenset(), queue_size=5)
+        fast = Subscriber(tenant.account_id, tenant.admin_id, True, frozenset(), queue_size=10_000)
+        hub.register(slow)
+        hub.register(fast)
+        await ingest_messages(runtime.db, [InboundMessage(
+            inbox_id=inbox_id, source_id=f"slow-{i}", sender=SenderIdentity(source_id=f"s{i}"), text="x") for i in range(20)])
+        await hub._dispatch_batch()
+        assert slow.overflowed.is_set() and not fast.overflowed.is_set()
+        assert fast.queue.qsize() == 60  # contact, conversation and message events for each of 20
+    finally:
+        await hub.stop()
+        await hub.db.dispose()
+
+
+needs_postgresql = pytest.mark.skipif(
+    TEST_DATABASE != "postgresql",
+    reason="two server processes share one database: runs in the PostgreSQL pass of the suite",
+)
+
+
+@needs_postgresql
+@pytest.mark.parametrize("broker", ["postgresql", "redis"])
+async def test_events_cross_processes_through_the_broker(start_server, tenants, runtime, settings, broker):
+    url = settings.database_url if broker == "postgresql" else "redis://127.0.0.1:6379/0"
+    # A long catch-up interval: only the broker's wake-up can deliver in time.
+    env = {"POSTROOM_BROKER_URL": url, "POSTROOM_STREAM_CATCH_UP_SECONDS": "60"}
+    a, b = start_server(**env), start_server(**env)
+    tenant = await tenants.new()
+    inbox_id = await tenant.inbox("api")
+    await seed_conversation(runtime, inbox_id, "xproc")
+    number = await display_id(a.base, tenant)
+    async with stream(b.ws_base, tenant) as ws, httpx.AsyncClient(base_url=a.base, headers=tenant.headers) as http:
+        for i in range(20):
+            await http.post(tenant.path(f"/conversations/{number}/messages"), json={"content": f"from A {i}"})
+        frames = await frames_until(ws, lambda fs: len(created(fs, "from A")) == 20, timeout=20)
+    assert [f["data"]["content"] for f in created(frames, "from A")] == [f"from A {i}" for i in range(20)]
+
+
+@needs_postgresql
+async def test_client_survives_kill_9_of_its_server_without_loss_or_duplicates(start_server, tenants, runtime, settings):
+    env = {"POSTROOM_BROKER_URL": settings.database_url}
+    a, b = start_server(**env), start_server(**env)
+    tenant = await tenants.new()
+    inbox_id = await tenant.inbox("api")
+    await seed_conversation(runtime, inbox_id, "kill")
+    number = await display_id(b.base, tenant)
+    total = 300
+    received: list[dict] = []
+
+    async def burst():
+        async with httpx.AsyncClient(base_url=b.base, headers=tenant.headers) as http:
+            for i in range(total):
+                response = await http.post(tenant.path(f"/conversations/{number}/messages"), json={"content": f"burst {i}"})
+                assert response.status_code == 200
+
+    sender = asyncio.create_task(burst())
+    try:
+        async with stream(a.ws_base, tenant) as ws:
+            with pytest.raises(ConnectionClosed):
+                async with asyncio.timeout(30):
+                    while True:
+                        received.append(json.loads(await ws.recv()))
+                        if len(created(received, "burst")) == 40:
+                            a.kill()
+        last_seq = max(f["seq"] for f in received if f["seq"] is not None)
+        async with stream(b.ws_base, tenant, query=f"?since={last_seq}") as ws:
+            received += await frames_until(ws, lambda fs: len(created(received + fs, "burst")) >= total, timeout=60)
+    finally:
+        await sender
+    seqs = [f["seq"] for f in received if f["seq"] is not None]
+    assert len(seqs) == len(set(seqs)), "a frame arrived twice"
+    assert [f["data"]["content"] for f in created(received, "burst")] == [f"burst {i}" for i in range(total)]
