@@ -47,6 +47,8 @@ ensure_redis() {
     wait_port 6379 || { echo "Redis did not come up on 127.0.0.1:6379" >&2; exit 1; }
 }
 
-for service in "${@:-postgresql redis}"; do
+services=("$@")
+[ ${#services[@]} -gt 0 ] || services=(postgresql redis)
+for service in "${services[@]}"; do
     "ensure_$service"
 done
