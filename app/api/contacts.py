@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 
 from app.api.deps import PrincipalDep, SessionDep
 from app.api.schemas import ContactCreate, ContactMerge, ContactUpdate, Labels
 from app.models import Conversation
 from app.tickets import contacts as contact_service
-from app.tickets.presenters import channel_class, contact_json
+from app.tickets.presenters import contact_json, inbox_json
 from app.tickets.views import present_contact, present_conversations
 
 router = APIRouter(prefix="/api/v1/accounts/{account_id}", tags=["contacts"])
@@ -88,15 +88,16 @@ async def set_contact_labels(
     return {"payload": await contact_service.set_contact_labels(session, contact, body.labels)}
 
 
-@router.get("/contacts/{contact_id}/contactable_inboxes", summary="Inboxes the contact can be written to")
+@router.get("/contacts/{contact_id}/contactable_inboxes", summary="Inboxes a conversation can start on")
 async def contactable_inboxes(
-    account_id: int, contact_id: int, principal: PrincipalDep, session: SessionDep
+    account_id: int, contact_id: int, request: Request, principal: PrincipalDep, session: SessionDep
 ) -> dict[str, Any]:
     contact = await contact_service.get_contact(session, account_id, contact_id)
     rows = await contact_service.contactable_inboxes(session, contact)
+    base_url = str(request.base_url).rstrip("/")
     return {
         "payload": [
-            {"source_id": source_id, "inbox": {"id": inbox.id, "name": inbox.name, "channel_type": channel_class(inbox.channel_type)}}
+            {"source_id": source_id, "inbox": inbox_json(inbox, public_base_url=base_url)}
             for source_id, inbox in rows
             if principal.can_see_inbox(inbox.id)
         ]

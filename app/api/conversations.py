@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 
@@ -29,13 +29,25 @@ def _when(value: datetime | int | None) -> datetime | None:
     return value
 
 
+LabelsQuery = Annotated[list[str] | None, Query(alias="labels[]")]
+#: ``labels=a`` or ``labels=a,b``: Rails hands Chatwoot these too (the SDK's get_counts sends them).
+PlainLabelsQuery = Annotated[list[str] | None, Query(alias="labels", include_in_schema=False)]
+
+
+def _labels(bracketed: list[str] | None, plain: list[str] | None) -> tuple[str, ...]:
+    """The label filter from ``labels[]=…`` and/or comma-separated ``labels=…``."""
+    split = [part.strip() for value in plain or () for part in value.split(",")]
+    return tuple(label for label in [*(bracketed or ()), *split] if label)
+
+
 def _filter(status: str, assignee_type: str, inbox_id: int | None, team_id: int | None,
-            labels: list[str] | None, q: str | None) -> service.ConversationFilter:
+            labels: tuple[str, ...], q: str | None) -> service.ConversationFilter:
+    """Chatwoot's index filters; as in Chatwoot, a search (``q``) ignores the status."""
     if assignee_type not in service.ASSIGNEE_TYPES:
         raise Invalid(f"assignee_type must be one of {', '.join(service.ASSIGNEE_TYPES)}", field="assignee_type")
     return service.ConversationFilter(
-        status=status, assignee_type=assignee_type, inbox_id=inbox_id, team_id=team_id,
-        labels=tuple(labels or ()), q=q or None,
+        status="all" if q else status, assignee_type=assignee_type, inbox_id=inbox_id, team_id=team_id,
+        labels=labels, q=q or None,
     )
 
 
@@ -49,14 +61,15 @@ async def list_conversations(
     assignee_type: str = "all",
     inbox_id: int | None = None,
     team_id: int | None = None,
-    labels: list[str] | None = Query(default=None, alias="labels[]"),
+    labels: LabelsQuery = None,
+    plain_labels: PlainLabelsQuery = None,
     q: str | None = None,
     page: int = Query(default=1, ge=1),
     after: str | None = Query(default=None, description="Cursor from `meta.next_cursor`; "
                               "keyset paging, as fast on page 10,000 as on page 1. "
                               "Cursor pages skip the counts (use /conversations/meta)."),
 ) -> dict[str, Any]:
-    f = _filter(status, assignee_type, inbox_id, team_id, labels, q)
+    f = _filter(status, assignee_type, inbox_id, team_id, _labels(labels, plain_labels), q)
     limit = runtime.settings.page_size
     rows = await service.list_conversations(session, principal, f, page=page, after=after, limit=limit)
     meta: dict[str, Any] = {"current_page": page if after is None else None}
@@ -74,10 +87,11 @@ async def conversation_meta(
     status: str = "open",
     inbox_id: int | None = None,
     team_id: int | None = None,
-    labels: list[str] | None = Query(default=None, alias="labels[]"),
+    labels: LabelsQuery = None,
+    plain_labels: PlainLabelsQuery = None,
     q: str | None = None,
 ) -> dict[str, Any]:
-    f = _filter(status, "all", inbox_id, team_id, labels, q)
+    f = _filter(status, "all", inbox_id, team_id, _labels(labels, plain_labels), q)
     return {"meta": await service.count_conversations(session, principal, f)}
 
 

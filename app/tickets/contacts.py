@@ -185,7 +185,9 @@ async def update_contact(session: AsyncSession, contact: Contact, changes: dict[
 async def delete_contact(session: AsyncSession, contact: Contact) -> None:
     """Delete a contact with their conversations (Chatwoot's behaviour)."""
     payload = presenters.contact_json(contact)
-    await session.delete(contact)
+    # A Core DELETE lets the database's ON DELETE CASCADE remove identities, labels and
+    # conversations; ``session.delete`` would try to null ``contact_inboxes.contact_id``.
+    await session.execute(delete(Contact).where(Contact.id == contact.id))
     await session.flush()
     append_event(session, account_id=contact.account_id, event_type="contact.deleted", payload=payload)
 
@@ -249,15 +251,56 @@ async def set_contact_labels(session: AsyncSession, contact: Contact, labels: li
     return wanted
 
 
-async def contactable_inboxes(session: AsyncSession, contact: Contact) -> list[tuple[str, Inbox]]:
-    """Inboxes the contact can be written to, with their source id there."""
-    rows = await session.execute(
-        select(ContactInbox.source_id, Inbox)
-        .join(Inbox, Inbox.id == ContactInbox.inbox_id)
-        .where(ContactInbox.contact_id == contact.id)
-        .order_by(Inbox.id)
+async def _identities(session: AsyncSession, contact: Contact) -> dict[int, tuple[str, bool]]:
+    """The contact's latest identity on each inbox: inbox id -> (source id, has conversations)."""
+    has_conversations = (
+        select(Conversation.id).where(Conversation.contact_inbox_id == ContactInbox.id).exists()
     )
-    return [(source_id, inbox) for source_id, inbox in rows]
+    rows = await session.execute(
+        select(ContactInbox.inbox_id, ContactInbox.source_id, has_conversations)
+        .where(ContactInbox.contact_id == contact.id)
+        .order_by(ContactInbox.id)
+    )
+    return {inbox_id: (source_id, bool(busy)) for inbox_id, source_id, busy in rows}
+
+
+def contactable_source_id(contact: Contact, inbox: Inbox, identity: tuple[str, bool] | None) -> str | None:
+    """The source id to start a conversation with ``contact`` on ``inbox``; None if it cannot be.
+
+    Chatwoot's rules: an API inbox always can (a fresh id when the contact has none
+    there); e-mail needs the contact's address, WhatsApp and SMS their phone number
+    (WhatsApp without the ``+``); live chat only offers an identity that has no
+    conversation yet. An identity the contact already has is reused, and on the other
+    channels (messengers, marketplaces) it is the only way in.
+    """
+    existing = identity[0] if identity else None
+    if inbox.channel_type == "web_widget":
+        return existing if identity and not identity[1] else None
+    if existing:
+        return existing
+    if inbox.channel_type == "api":
+        return str(uuid.uuid4())
+    if inbox.channel_type == "email":
+        return contact.email or None
+    if inbox.channel_type == "whatsapp" and contact.phone_number:
+        return contact.phone_number.replace("+", "")
+    if inbox.channel_type == "sms":
+        return contact.phone_number or None
+    return None
+
+
+async def contactable_inboxes(session: AsyncSession, contact: Contact) -> list[tuple[str, Inbox]]:
+    """Inboxes of the account a conversation with the contact can start on, with the source id to use."""
+    identities = await _identities(session, contact)
+    inboxes = await session.scalars(
+        select(Inbox).where(Inbox.account_id == contact.account_id).order_by(Inbox.id)
+    )
+    found = []
+    for inbox in inboxes:
+        source_id = contactable_source_id(contact, inbox, identities.get(inbox.id))
+        if source_id:
+            found.append((source_id, inbox))
+    return found
 
 
 async def conversations_of(session: AsyncSession, contact: Contact, inbox_filter: Any) -> list[Conversation]:
