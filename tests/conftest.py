@@ -32,7 +32,8 @@ from tests.factories import TenantFactory
 ROOT = Path(__file__).resolve().parent.parent
 TEST_DATABASE = os.environ.get("POSTROOM_TEST_DATABASE", "sqlite")
 PG_URL = os.environ.get("POSTROOM_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
-PG_TEST_DB = "postroom_test"
+#: One database per run, so two runs on one machine never share (or drop) each other's.
+PG_TEST_DB = f"postroom_test_{os.getpid()}"
 
 
 def pytest_report_header(config: pytest.Config) -> str:
@@ -61,8 +62,8 @@ def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def database_url(data_dir: Path) -> str:
-    """A freshly migrated database for the whole run."""
+def database_url(data_dir: Path) -> Iterator[str]:
+    """A freshly migrated database for the whole run (a PostgreSQL one is dropped after)."""
     if TEST_DATABASE == "postgresql":
         url = asyncio.run(_recreate_pg_database(PG_TEST_DB))
     elif TEST_DATABASE == "sqlite":
@@ -70,7 +71,20 @@ def database_url(data_dir: Path) -> str:
     else:
         raise pytest.UsageError(f"POSTROOM_TEST_DATABASE must be sqlite or postgresql, not {TEST_DATABASE}")
     upgrade(Settings(database_url=url).resolved_database_url)
-    return url
+    yield url
+    if TEST_DATABASE == "postgresql":
+        asyncio.run(_drop_pg_database(PG_TEST_DB))
+
+
+async def _drop_pg_database(name: str) -> None:
+    import asyncpg
+
+    admin = await asyncpg.connect(PG_URL)
+    try:
+        await admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1", name)
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}"')
+    finally:
+        await admin.close()
 
 
 @pytest.fixture(scope="session")

@@ -56,6 +56,7 @@ def body_for(method: str, path: str, ids: dict[str, int]) -> dict[str, Any] | No
         ("PATCH", "/labels/{label_id}"): {"title": "x"},
         ("POST", "/canned_responses"): {"short_code": "tenancy", "content": "x"},
         ("PATCH", "/canned_responses/{canned_response_id}"): {"content": "x"},
+        ("POST", "/stream/tickets"): {},
     }
     key = (method, path[len(PREFIX):])
     if key in table:

@@ -33,7 +33,7 @@ class Contact(Base):
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
     contact_inboxes: Mapped[list[ContactInbox]] = relationship(
-        lazy="raise", back_populates="contact", order_by="ContactInbox.id"
+        lazy="raise", back_populates="contact", order_by="ContactInbox.id", passive_deletes=True
     )
 
     __table_args__ = (

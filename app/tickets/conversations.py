@@ -73,12 +73,12 @@ def _filtered(principal: Principal, f: ConversationFilter, *, with_assignee: boo
         query = query.where(Conversation.inbox_id == f.inbox_id)
     if f.team_id is not None:
         query = query.where(Conversation.team_id == f.team_id)
-    for label in f.labels:
+    if f.labels:  # any of the labels, as Chatwoot's filter does
         query = query.where(
             select(ConversationLabel.conversation_id)
             .where(
                 ConversationLabel.conversation_id == Conversation.id,
-                ConversationLabel.label == label,
+                ConversationLabel.label.in_(f.labels),
             )
             .exists()
         )
