@@ -39,6 +39,17 @@ class Settings(BaseSettings):
                                    "before a slow client is closed with 4008.")
     stream_max_connections_per_user: int = 20
     stream_idle_timeout_seconds: float = 300.0
+    webhook_backoff: str = Field(
+        default="5,30,120,600,1800,3600,7200,14400,28800,43200",
+        description="Seconds between webhook retries, comma-separated; the last repeats.",
+    )
+    webhook_give_up_seconds: float = Field(default=3 * 24 * 3600, description="Retry a delivery "
+                                           "this long; a webhook failing this long is disabled.")
+    webhook_allow_private: bool = Field(default=False, description="Allow webhook URLs on "
+                                        "private, loopback and link-local addresses.")
+    webhook_timeout_seconds: float = 10.0
+    bot_handoff_after_attempts: int = Field(default=3, description="Failed deliveries to a bot "
+                                            "before its pending conversation goes to people.")
     stream_catch_up_seconds: float = Field(default=1.0, description="How often each process "
                                            "reads the event log even without a wake-up.")
     log_format: str = Field(default="text", pattern="^(text|json)$")
@@ -50,6 +61,11 @@ class Settings(BaseSettings):
         description="A new incoming message reopens a resolved conversation younger than "
         "this many days; an older one starts a new conversation (per-inbox override).",
     )
+
+    @property
+    def webhook_backoff_seconds(self) -> list[float]:
+        """The retry schedule as numbers."""
+        return [float(x) for x in self.webhook_backoff.split(",") if x.strip()] or [60.0]
 
     @property
     def resolved_database_url(self) -> str:

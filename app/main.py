@@ -8,13 +8,26 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from app import __version__
-from app.api import agents, catalog, contacts, conversations, inboxes, messages, ops, profile, teams
+from app.api import (
+    agents,
+    catalog,
+    contacts,
+    conversations,
+    inboxes,
+    messages,
+    ops,
+    profile,
+    public,
+    teams,
+    webhooks,
+)
 from app.api.errors import install_error_handlers
 from app.config import Settings, get_settings
 from app.logs import RequestLogMiddleware
 from app.realtime import stream
 from app.realtime.broker import broker_for
 from app.realtime.hub import Hub
+from app.webhooks.worker import WebhookWorker
 from app.runtime import Runtime
 
 DESCRIPTION = """
@@ -39,9 +52,13 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         app.state.hub = Hub(runtime.db, broker_for(settings.broker_url), retention_days=settings.event_retention_days,
                             catch_up_seconds=settings.stream_catch_up_seconds)
         await app.state.hub.start()
+        worker = WebhookWorker(runtime.db, runtime.box, settings)
+        app.state.hub.wake_listeners.append(worker.wake)
+        await worker.start()
         try:
             yield
         finally:
+            await worker.stop()
             await app.state.hub.stop()
             if own:
                 await runtime.db.dispose()
@@ -50,7 +67,8 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     app.state.runtime = runtime
     app.state.hub = None
     install_error_handlers(app)
-    for module in (ops, profile, agents, inboxes, contacts, conversations, messages, teams, catalog, stream):
+    for module in (ops, profile, agents, inboxes, contacts, conversations, messages, teams, catalog,
+                   webhooks, public, stream):
         app.include_router(module.router)
 
     app.add_middleware(RequestLogMiddleware)

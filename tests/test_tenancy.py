@@ -13,8 +13,9 @@ import pytest
 from fastapi.routing import APIRoute
 from sqlalchemy import select
 
-from app.models import Attachment, Conversation
+from app.models import Attachment, Conversation, WebhookDelivery
 from app.tickets import catalog, teams
+from app.webhooks import service as webhook_service
 from app.tickets.ingest import ingest_messages
 from connectors.base import InboundAttachment, InboundMessage, SenderIdentity
 
@@ -57,6 +58,13 @@ def body_for(method: str, path: str, ids: dict[str, int]) -> dict[str, Any] | No
         ("POST", "/canned_responses"): {"short_code": "tenancy", "content": "x"},
         ("PATCH", "/canned_responses/{canned_response_id}"): {"content": "x"},
         ("POST", "/stream/tickets"): {},
+        ("POST", "/webhooks"): {"url": "https://example.com/hook"},
+        ("PATCH", "/webhooks/{webhook_id}"): {"name": "x"},
+        ("POST", "/webhooks/{webhook_id}/rotate_secret"): {},
+        ("POST", "/webhooks/{webhook_id}/deliveries/{delivery_id}/redeliver"): {},
+        ("POST", "/agent_bots"): {"name": "x", "outgoing_url": "https://example.com/bot"},
+        ("PATCH", "/agent_bots/{agent_bot_id}"): {"name": "x"},
+        ("POST", "/inboxes/{inbox_id}/set_agent_bot"): {"agent_bot": ids["agent_bot_id"]},
     }
     key = (method, path[len(PREFIX):])
     if key in table:
@@ -114,6 +122,14 @@ async def two_accounts(tenants, runtime):
         team = await teams.save_team(session, b.account_id, None, name="B team")
         label = await catalog.save_label(session, b.account_id, None, {"title": "b-label"})
         canned = await catalog.save_canned(session, b.account_id, None, {"short_code": "b", "content": "b"})
+        webhook, _ = await webhook_service.create_webhook(session, runtime.box, b.account_id,
+                                                          url="https://example.com/b", subscriptions=None)
+        bot, _, _ = await webhook_service.create_bot(session, runtime.box, b.account_id, name="B bot",
+                                                     outgoing_url="https://example.com/b-bot", description=None)
+        delivery = WebhookDelivery(webhook_id=webhook.id, account_id=b.account_id, event="message_created",
+                                   ordering_key="x", payload={}, status="failed", attempts=1)
+        session.add(delivery)
+        await session.flush()
     ids = {
         "inbox_id": inbox_id,
         "agent_id": agent_id,
@@ -125,6 +141,9 @@ async def two_accounts(tenants, runtime):
         "label_id": label.id,
         "canned_response_id": canned.id,
         "attachment_id": attachment.id,
+        "webhook_id": webhook.id,
+        "delivery_id": delivery.id,
+        "agent_bot_id": bot.id,
     }
     # Make B's display id unique to B: A has no conversations at all.
     async with runtime.db.write_session() as session:

@@ -10,6 +10,7 @@ from app.api.deps import AdminDep, PrincipalDep, SessionDep
 from app.api.schemas import AgentCreate, AgentUpdate
 from app.auth import service as auth_service
 from app.errors import Invalid
+from app.models.accounts import ROLES
 from app.tickets.presenters import agent_json
 
 router = APIRouter(prefix="/api/v1/accounts/{account_id}/agents", tags=["agents"])
@@ -27,6 +28,8 @@ async def get_agent(account_id: int, agent_id: int, principal: PrincipalDep, ses
 
 @router.post("", summary="Add an agent (administrators)")
 async def add_agent(account_id: int, body: AgentCreate, principal: AdminDep, session: SessionDep) -> dict[str, Any]:
+    if body.role not in ROLES:
+        raise Invalid(f"role must be one of {', '.join(ROLES)}", field="role")
     new = await auth_service.create_user(
         session, account_id, email=body.email, name=body.name, role=body.role, password=body.password
     )

@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.auth import service as auth_service
 from app.auth.principal import Principal
 from app.errors import NotFound, Unauthorized
+from app.models.accounts import BOT_ROLE
 from app.runtime import Runtime
 from app.tickets.conversations import member_inbox_ids
 
@@ -65,11 +66,32 @@ async def current_user(request: Request, session: SessionDep):  # type: ignore[n
     return user
 
 
+#: What an agent bot's token may do (Chatwoot's bot-accessible endpoints, plus reading
+#: the conversation it works on).
+BOT_ROUTES = frozenset({
+    ("GET", "/api/v1/accounts/{account_id}/conversations/{conversation_id}"),
+    ("PATCH", "/api/v1/accounts/{account_id}/conversations/{conversation_id}"),
+    ("POST", "/api/v1/accounts/{account_id}/conversations/{conversation_id}/toggle_status"),
+    ("POST", "/api/v1/accounts/{account_id}/conversations/{conversation_id}/toggle_priority"),
+    ("POST", "/api/v1/accounts/{account_id}/conversations/{conversation_id}/custom_attributes"),
+    ("POST", "/api/v1/accounts/{account_id}/conversations/{conversation_id}/assignments"),
+    ("GET", "/api/v1/accounts/{account_id}/conversations/{conversation_id}/messages"),
+    ("POST", "/api/v1/accounts/{account_id}/conversations/{conversation_id}/messages"),
+    ("POST", "/api/v1/accounts/{account_id}/conversations"),
+})
+
+
 async def account_principal(request: Request, account_id: int, session: SessionDep) -> Principal:
     """The caller, bound to the account in the path; 404 for any other account."""
     user = await current_user(request, session)
     if user.account_id != account_id:
         raise NotFound("Account")
+    if user.role == BOT_ROLE:
+        route = request.scope.get("route")
+        if (request.method, getattr(route, "path", "")) not in BOT_ROUTES:
+            from app.errors import Forbidden
+
+            raise Forbidden("agent bots may only work on conversations")
     inbox_ids = frozenset() if user.role == "administrator" else await member_inbox_ids(session, user)
     return Principal(user=user, account_id=account_id, inbox_ids=inbox_ids)
 

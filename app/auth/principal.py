@@ -26,6 +26,11 @@ class Principal:
         """True for an administrator of the account."""
         return self.user.role == "administrator"
 
+    @property
+    def is_bot(self) -> bool:
+        """True for an agent bot's token."""
+        return self.user.role == "agent_bot"
+
     def can_see_inbox(self, inbox_id: int) -> bool:
         """Whether conversations of this inbox are visible to the caller."""
         return self.is_admin or inbox_id in self.inbox_ids

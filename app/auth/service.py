@@ -11,7 +11,7 @@ from app.auth.passwords import hash_password, verify_password
 from app.auth.tokens import new_token, token_digest
 from app.errors import Conflict, Invalid, NotFound, Unauthorized
 from app.models import AccessToken, Account, User, utcnow
-from app.models.accounts import AVAILABILITY, ROLES
+from app.models.accounts import AVAILABILITY, BOT_ROLE, ROLES
 
 
 @dataclass(frozen=True)
@@ -45,7 +45,7 @@ async def create_user(
     email = email.strip().lower()
     if "@" not in email:
         raise Invalid("email is not valid", field="email")
-    if role not in ROLES:
+    if role not in (*ROLES, BOT_ROLE):
         raise Invalid(f"role must be one of {', '.join(ROLES)}", field="role")
     if await session.scalar(select(User.id).where(User.email == email)) is not None:
         raise Conflict("email has already been taken", errors=[{"field": "email", "message": "taken"}])
@@ -106,7 +106,9 @@ async def sign_out(session: AsyncSession, token: str) -> None:
 
 async def get_agent(session: AsyncSession, account_id: int, user_id: int) -> User:
     """A user of the account; NotFound otherwise."""
-    user = await session.scalar(select(User).where(User.id == user_id, User.account_id == account_id))
+    user = await session.scalar(
+        select(User).where(User.id == user_id, User.account_id == account_id, User.role != "agent_bot")
+    )
     if user is None:
         raise NotFound("Agent")
     return user
@@ -114,7 +116,9 @@ async def get_agent(session: AsyncSession, account_id: int, user_id: int) -> Use
 
 async def list_agents(session: AsyncSession, account_id: int) -> list[User]:
     """Every user of the account."""
-    return list(await session.scalars(select(User).where(User.account_id == account_id).order_by(User.id)))
+    return list(await session.scalars(
+        select(User).where(User.account_id == account_id, User.role != "agent_bot").order_by(User.id)
+    ))
 
 
 async def update_agent(

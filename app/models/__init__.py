@@ -12,8 +12,22 @@ from app.models.conversations import (
 )
 from app.models.events import Event
 from app.models.inboxes import ConnectorCursor, Inbox, InboxMember
+from app.models.webhooks import (
+    AgentBot,
+    AgentBotInbox,
+    DispatchCursor,
+    Webhook,
+    WebhookAttempt,
+    WebhookDelivery,
+)
 
 __all__ = [
+    "AgentBot",
+    "AgentBotInbox",
+    "DispatchCursor",
+    "Webhook",
+    "WebhookAttempt",
+    "WebhookDelivery",
     "AccessToken",
     "Account",
     "Attachment",

@@ -11,6 +11,8 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from app.models.base import Base, BigId, utcnow
 
 ROLES = ("administrator", "agent")
+#: Roles of API identities that are not people.
+BOT_ROLE = "agent_bot"
 AVAILABILITY = ("online", "busy", "offline")
 
 

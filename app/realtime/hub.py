@@ -84,6 +84,8 @@ class Hub:
         self.last_dispatched = 0
         self._subscribers: dict[int, set[Subscriber]] = {}
         self._wake = asyncio.Event()
+        #: Other log followers in this process (webhooks) woken with the hub.
+        self.wake_listeners: list[asyncio.Event] = []
         self._tasks: list[asyncio.Task[None]] = []
         self.presence = Presence(self)
 
@@ -139,14 +141,19 @@ class Hub:
         seq = session.info.pop(LAST_SEQ, None)
         if seq is None:
             return
-        self._wake.set()
+        self._set_wake()
         if type(self.broker) is not Broker:  # other processes learn of it through the broker
             await self.broker.publish({"kind": "wake", "seq": seq})
+
+    def _set_wake(self) -> None:
+        self._wake.set()
+        for listener in self.wake_listeners:
+            listener.set()
 
     async def _on_broker_message(self, message: dict[str, Any]) -> None:
         kind = message.get("kind")
         if kind == "wake":
-            self._wake.set()
+            self._set_wake()
         elif kind == "ephemeral":
             self.dispatch_ephemeral(message["account_id"], message.get("inbox_id"), message["event"], message["data"])
 

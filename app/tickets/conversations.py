@@ -254,16 +254,36 @@ async def create_conversation(
         await _check_assignee(session, principal, assignee_id)
     if team_id is not None:
         await _check_team(session, principal, team_id)
+    return await start_conversation(
+        session, inbox, contact_inbox, status=status, assignee_id=assignee_id, team_id=team_id,
+        additional_attributes=additional_attributes, custom_attributes=custom_attributes,
+    )
+
+
+async def start_conversation(
+    session: AsyncSession,
+    inbox: Inbox,
+    contact_inbox: ContactInbox,
+    *,
+    status: str = "open",
+    assignee_id: int | None = None,
+    team_id: int | None = None,
+    thread_key: str | None = None,
+    additional_attributes: dict[str, Any] | None = None,
+    custom_attributes: dict[str, Any] | None = None,
+) -> Conversation:
+    """A new conversation on ``inbox`` with the contact behind ``contact_inbox``."""
     now = utcnow()
     conversation = Conversation(
-        account_id=principal.account_id,
-        display_id=await next_display_id(session, principal.account_id),
+        account_id=inbox.account_id,
+        display_id=await next_display_id(session, inbox.account_id),
         inbox_id=inbox.id,
         contact_id=contact_inbox.contact_id,
         contact_inbox_id=contact_inbox.id,
         status=status,
         assignee_id=assignee_id,
         team_id=team_id,
+        thread_key=thread_key,
         last_activity_at=now,
         additional_attributes=additional_attributes or {},
         custom_attributes=custom_attributes or {},

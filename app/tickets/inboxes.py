@@ -27,6 +27,7 @@ SECRET_FIELDS = frozenset({
     "imap_password", "smtp_password", "bot_token", "page_access_token", "user_access_token",
     "app_secret", "api_key", "line_channel_secret", "line_channel_token", "access_token",
     "refresh_token", "partner_key", "app_key", "client_secret", "hmac_token", "secret",
+    "inbound_signing_secret",
     "provider_config",
 })
 _INBOX_FIELDS = (
@@ -39,6 +40,13 @@ def _split_channel(channel: dict[str, Any]) -> tuple[dict[str, Any], dict[str, A
     settings = {k: v for k, v in channel.items() if k not in SECRET_FIELDS and k != "type"}
     secrets_ = {k: v for k, v in channel.items() if k in SECRET_FIELDS and v not in (None, "")}
     return settings, secrets_
+
+
+async def sync_inbox_webhook(session: AsyncSession, box: SecretsBox, inbox: Inbox) -> None:
+    """Keep the API inbox's webhook in step with its ``webhook_url``."""
+    from app.webhooks.service import sync_inbox_webhook as sync
+
+    await sync(session, box, inbox)
 
 
 async def create_inbox(
@@ -70,6 +78,7 @@ async def create_inbox(
             setattr(inbox, key, value)
     session.add(inbox)
     await session.flush()
+    await sync_inbox_webhook(session, box, inbox)
     return inbox
 
 
@@ -88,6 +97,7 @@ async def update_inbox(
         if secret_values:
             inbox.credentials_encrypted = box.seal({**box.open(inbox.credentials_encrypted), **secret_values})
     await session.flush()
+    await sync_inbox_webhook(session, box, inbox)
     return inbox
 
 

@@ -118,7 +118,7 @@ async def create_message(
         content=content,
         private=private,
         source_id=source_id,
-        sender_type="contact" if incoming else "user",
+        sender_type="contact" if incoming else ("agent_bot" if principal.is_bot else "user"),
         sender_id=conversation.contact_id if incoming else principal.user.id,
         status=status,
         content_attributes=attributes,
@@ -132,7 +132,8 @@ async def create_message(
             if conversation.waiting_since is None:
                 conversation.waiting_since = now
         else:
-            if conversation.first_reply_created_at is None:
+            # A bot's reply stops the waiting clock but is not the first response by a person.
+            if conversation.first_reply_created_at is None and not principal.is_bot:
                 conversation.first_reply_created_at = now
             conversation.waiting_since = None
     await _queue_message_event(session, conversation, message, "message.created")

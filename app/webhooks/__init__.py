@@ -1,0 +1,1 @@
+"""Outbound events: signed, retried, ordered per conversation, logged; and agent bots."""

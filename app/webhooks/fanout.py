@@ -1,0 +1,123 @@
+"""Turning the event log into delivery rows, exactly once.
+
+One row in ``dispatch_cursors`` remembers the last event turned into deliveries. A
+pass locks it (``FOR UPDATE`` on PostgreSQL; SQLite's ``BEGIN IMMEDIATE`` serializes
+writers anyway), reads the next events, inserts a delivery per (webhook, event name)
+and moves the cursor, all in one transaction, so several processes never create a
+delivery twice and a crash in between creates none.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import insert, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.db import Database
+from app.models import Account, AgentBot, AgentBotInbox, DispatchCursor, Event, Webhook, WebhookDelivery, utcnow
+from app.webhooks.events import ACCOUNT_EVENTS, is_bot_relevant, webhook_names, webhook_payload
+
+CURSOR = "webhooks"
+BATCH = 500
+
+
+async def _locked_cursor(session: AsyncSession) -> DispatchCursor:
+    await session.execute(_insert_ignore(session))
+    query = select(DispatchCursor).where(DispatchCursor.name == CURSOR)
+    if session.bind.dialect.name == "postgresql":
+        query = query.with_for_update()
+    cursor = await session.scalar(query)
+    assert cursor is not None
+    return cursor
+
+
+def _insert_ignore(session: AsyncSession) -> Any:
+    if session.bind.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        return pg_insert(DispatchCursor).values(name=CURSOR, last_seq=0, updated_at=utcnow()).on_conflict_do_nothing()
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+    return sqlite_insert(DispatchCursor).values(name=CURSOR, last_seq=0, updated_at=utcnow()).on_conflict_do_nothing()
+
+
+async def fan_out(db: Database) -> int:
+    """Create the deliveries of the next batch of events; returns how many events it read."""
+    async with db.write_session() as session:
+        cursor = await _locked_cursor(session)
+        events = list(await session.scalars(
+            select(Event).where(Event.seq > cursor.last_seq).order_by(Event.seq).limit(BATCH)
+        ))
+        if not events:
+            return 0
+        accounts = {e.account_id for e in events}
+        webhooks = list(await session.scalars(
+            select(Webhook).where(Webhook.account_id.in_(accounts), Webhook.active.is_(True))
+        ))
+        rows: list[dict[str, Any]] = []
+        if webhooks:
+            rows = await _deliveries(session, events, webhooks)
+        if rows:
+            await session.execute(insert(WebhookDelivery), rows)
+        cursor.last_seq = events[-1].seq
+        return len(events)
+
+
+async def _deliveries(session: AsyncSession, events: list[Event], webhooks: list[Webhook]) -> list[dict[str, Any]]:
+    account_names = dict((await session.execute(
+        select(Account.id, Account.name).where(Account.id.in_({w.account_id for w in webhooks}))
+    )).all())
+    bots = {bot.id: bot for bot in await session.scalars(
+        select(AgentBot).where(AgentBot.id.in_({w.agent_bot_id for w in webhooks if w.agent_bot_id}))
+    )}
+    bot_inboxes: dict[int, set[int]] = {}
+    for inbox_id, bot_id in (await session.execute(
+        select(AgentBotInbox.inbox_id, AgentBotInbox.agent_bot_id).where(AgentBotInbox.agent_bot_id.in_(bots))
+    )).all():
+        bot_inboxes.setdefault(bot_id, set()).add(inbox_id)
+
+    by_account: dict[int, list[Webhook]] = {}
+    for webhook in webhooks:
+        by_account.setdefault(webhook.account_id, []).append(webhook)
+    rows = []
+    now = utcnow()
+    for event in events:
+        names = webhook_names(event.event_type, event.payload)
+        if not names:
+            continue
+        account = {"id": event.account_id, "name": account_names.get(event.account_id)}
+        ordering_key = f"conversation:{event.conversation_id}" if event.conversation_id else f"account:{event.account_id}"
+        for webhook in by_account.get(event.account_id, ()):
+            if event.created_at < webhook.created_at:
+                continue  # only what happened after the webhook was made
+            for name in names:
+                if not _wants(webhook, name, event, bots, bot_inboxes):
+                    continue
+                rows.append({
+                    "webhook_id": webhook.id,
+                    "account_id": event.account_id,
+                    "event_seq": event.seq,
+                    "event": name,
+                    "ordering_key": ordering_key,
+                    "conversation_id": event.conversation_id,
+                    "payload": webhook_payload(name, event.payload, account),
+                    "status": "pending",
+                    "attempts": 0,
+                    "next_attempt_at": now,
+                    "created_at": now,
+                })
+    return rows
+
+
+def _wants(webhook: Webhook, name: str, event: Event, bots: dict[int, AgentBot], bot_inboxes: dict[int, set[int]]) -> bool:
+    if webhook.webhook_type == "account":
+        return name in (webhook.subscriptions or ACCOUNT_EVENTS) and name in ACCOUNT_EVENTS
+    if webhook.webhook_type == "api_inbox":
+        return event.inbox_id == webhook.inbox_id and name in ACCOUNT_EVENTS
+    if webhook.webhook_type == "agent_bot":
+        bot = bots.get(webhook.agent_bot_id or 0)
+        if bot is None or event.inbox_id not in bot_inboxes.get(bot.id, set()):
+            return False
+        return is_bot_relevant(name, event.payload, bot.user_id)
+    return False
