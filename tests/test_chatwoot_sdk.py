@@ -5,8 +5,8 @@ its pydantic types parse Postroom's answers exactly as they would parse Chatwoot
 and each test checks behaviour (round-trips, filters, counts, visibility), not just
 that no exception was raised.
 
-Not covered: ``inboxes.get_agent_bot`` and ``inboxes.set_agent_bot``. They belong to
-agent bots, which Postroom does not have yet.
+``inboxes.get_agent_bot`` and ``inboxes.set_agent_bot`` are driven with a bot made
+through Postroom's agent-bot API (the SDK has no call to create one).
 
 The async client (``AsyncChatwootClient``) is used throughout, as it shares the
 session's event loop; one test runs the sync ``ChatwootClient`` in a worker thread.
@@ -220,6 +220,21 @@ async def test_inboxes_create_get_update_list(desk: Desk) -> None:
     listed = await desk.admin.inboxes.list(aid)
     assert [i.id for i in listed] == [desk.inbox_id, api.id, widget.id]
     assert {i.id: i.name for i in listed}[api.id] == "Zalo OA"
+
+
+async def test_inbox_agent_bot_get_and_set(desk: Desk, live_server: str) -> None:
+    aid = desk.account_id
+    import httpx
+
+    async with httpx.AsyncClient(base_url=live_server, headers={"api_access_token": desk.tenant.token}) as http:
+        bot = (await http.post(f"/api/v1/accounts/{aid}/agent_bots",
+                               json={"name": "Helper", "outgoing_url": "https://bot.example/hook"})).json()
+    assert not await desk.admin.inboxes.get_agent_bot(aid, desk.inbox_id)
+    await desk.admin.inboxes.set_agent_bot(aid, desk.inbox_id, bot["id"])
+    found = await desk.admin.inboxes.get_agent_bot(aid, desk.inbox_id)
+    assert (found["id"], found["name"]) == (bot["id"], "Helper")
+    await desk.admin.inboxes.set_agent_bot(aid, desk.inbox_id, None)
+    assert not await desk.admin.inboxes.get_agent_bot(aid, desk.inbox_id)
 
 
 async def test_inbox_members_decide_which_inboxes_an_agent_sees(desk: Desk, sdk: SdkFactory) -> None:

@@ -152,7 +152,7 @@ async def delete_bot(account_id: int, agent_bot_id: int, principal: AdminDep, se
     return {}
 
 
-@router.get("/inboxes/{inbox_id}/agent_bot", summary="The inbox's agent bot")
+@router.get("/inboxes/{inbox_id}/agent_bot", summary="The inbox's agent bot (an empty object when none)")
 async def inbox_bot(account_id: int, inbox_id: int, principal: PrincipalDep, session: SessionDep) -> dict[str, Any]:
     from app.errors import NotFound
 
@@ -160,7 +160,7 @@ async def inbox_bot(account_id: int, inbox_id: int, principal: PrincipalDep, ses
     if not principal.can_see_inbox(inbox.id):
         raise NotFound("Inbox")
     bot = await service.bot_of_inbox(session, inbox)
-    return {"agent_bot": bot_json(bot) if bot else None}
+    return bot_json(bot) if bot else {}
 
 
 @router.post("/inboxes/{inbox_id}/set_agent_bot", summary="Connect an agent bot to the inbox (null disconnects)")
