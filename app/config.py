@@ -50,6 +50,8 @@ class Settings(BaseSettings):
     webhook_timeout_seconds: float = 10.0
     bot_handoff_after_attempts: int = Field(default=3, description="Failed deliveries to a bot "
                                             "before its pending conversation goes to people.")
+    sla_warning_leads: str = Field(default="7200,1800", description="Seconds before a due time "
+                                   "at which sla.warning is sent, comma-separated.")
     stream_catch_up_seconds: float = Field(default=1.0, description="How often each process "
                                            "reads the event log even without a wake-up.")
     log_format: str = Field(default="text", pattern="^(text|json)$")
@@ -61,6 +63,11 @@ class Settings(BaseSettings):
         description="A new incoming message reopens a resolved conversation younger than "
         "this many days; an older one starts a new conversation (per-inbox override).",
     )
+
+    @property
+    def sla_warning_leads_seconds(self) -> tuple[float, ...]:
+        """The warning lead times as numbers."""
+        return tuple(float(x) for x in self.sla_warning_leads.split(",") if x.strip())
 
     @property
     def webhook_backoff_seconds(self) -> list[float]:

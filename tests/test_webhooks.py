@@ -79,8 +79,9 @@ async def test_deliveries_are_signed_by_the_standard_and_survive_a_receiver_outa
         records = receiver.records()
     finally:
         receiver.stop()
-    assert all(r["verified"] for r in records)
-    assert len({r["id"] for r in records}) == len(records) == 8  # 2 conversations + 6 messages
+    assert all(r["verified"] for r in records), records
+    # 2 conversations + 6 messages, each once
+    assert len({r["id"] for r in records}) == len(records) == 8, [(r["id"], r["event"]) for r in records]
     for buyer in ("buyer-0", "buyer-1"):
         texts = [r["body"]["content"] for r in records if r["event"] == "message_created"
                  and r["body"]["sender"]["name"] == "Buyer" and int(r["body"]["content"][-1]) % 2 == int(buyer[-1])]

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Query
 from app.api.deps import PrincipalDep, RuntimeDep, SessionDep
 from app.api.schemas import Assignment, ConversationCreate, ConversationUpdate, Labels, TogglePriority, ToggleStatus
 from app.errors import Invalid
+from app.sla.service import apply_policy
 from app.models import Team, User
 from app.tickets import conversations as service
 from app.tickets import replies
@@ -125,6 +126,8 @@ async def update_conversation(
         assignee_id=body.assignee_id if "assignee_id" in given else ...,
         team_id=body.team_id if "team_id" in given else ...,
     )
+    if "sla_policy_id" in given:
+        await apply_policy(session, conversation, body.sla_policy_id)
     await service.update_attributes(
         session, conversation,
         priority=body.priority if "priority" in given else ...,

@@ -114,6 +114,7 @@ class ConversationCreate(Body):
 
 class ConversationUpdate(Body):
     status: str | None = None
+    sla_policy_id: int | None = None
     priority: str | None = None
     assignee_id: int | None = None
     team_id: int | None = None

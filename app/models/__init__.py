@@ -12,6 +12,7 @@ from app.models.conversations import (
 )
 from app.models.events import Event
 from app.models.inboxes import ConnectorCursor, Inbox, InboxMember
+from app.models.sla import BusinessCalendarRow, SlaClock, SlaPolicy
 from app.models.webhooks import (
     AgentBot,
     AgentBotInbox,
@@ -22,6 +23,9 @@ from app.models.webhooks import (
 )
 
 __all__ = [
+    "BusinessCalendarRow",
+    "SlaClock",
+    "SlaPolicy",
     "AgentBot",
     "AgentBotInbox",
     "DispatchCursor",

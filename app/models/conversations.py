@@ -52,11 +52,18 @@ class Conversation(Base):
     contact_last_seen_at: Mapped[datetime | None]
     additional_attributes: Mapped[dict[str, Any]] = mapped_column(default=dict)
     custom_attributes: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    #: The SLA policy applied by hand (None: by rule, if one matches).
+    sla_policy_id: Mapped[int | None] = mapped_column(ForeignKey("sla_policies.id", ondelete="SET NULL"))
+    #: The soonest due time of the conversation's active clocks (the risk view's sort key).
+    next_due_at: Mapped[datetime | None]
+    #: When the channel stops accepting a free-form reply (Messenger, WhatsApp, …).
+    reply_window_closes_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
     __table_args__ = (
         UniqueConstraint("account_id", "display_id"),
+        Index("ix_conversations_next_due", "account_id", "next_due_at"),
         # Keyset pagination of the list: newest activity first, by inbox and status …
         Index(
             "ix_conversations_list_inbox",

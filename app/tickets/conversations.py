@@ -27,6 +27,7 @@ from app.models import (
     utcnow,
 )
 from app.models.conversations import PRIORITIES, STATUSES
+from app.sla import hooks as sla_hooks
 from app.tickets.numbering import next_display_id
 from app.tickets.views import present_conversation
 
@@ -351,6 +352,9 @@ async def change_status(
     conversation.status = status
     if status == "resolved":
         conversation.waiting_since = None
+    inbox = await session.get(Inbox, conversation.inbox_id)
+    assert inbox is not None
+    await sla_hooks.after_status(session, conversation, inbox, previous, utcnow())
     await _activity(
         session,
         conversation,

@@ -10,33 +10,48 @@ Exactly once: ``UNIQUE(inbox_id, source_id)`` on messages. A message already sto
 answers ``duplicate`` and changes nothing. When two processes race on the same message,
 the loser's transaction fails on the unique index and :func:`ingest_messages` retries
 it, which then finds the winner's row.
+
+A batch costs a fixed number of lookups, not a few per message: the stored messages, the
+senders' identities and the conversations of the batch's thread keys and identities are
+loaded up front (a handful of ``IN`` queries), then kept up to date in memory as the batch
+creates rows. Changes to conversations and contacts are flushed together at the end of the
+batch rather than before every query (autoflush is off inside the batch; rows that later
+lookups must see, new contacts, identities and conversations, are flushed as they are
+made, and messages are inserted at once).
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections import defaultdict
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from sqlalchemy import insert, select
+from sqlalchemy import and_, bindparam, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
+from sqlalchemy.orm.util import identity_key
 
 from app.db import Database
 from app.errors import NotFound
 from app.events.log import append_event
 from app.models import (
+    Account,
+    AgentBotInbox,
     Attachment,
     Contact,
     ContactInbox,
     Conversation,
+    ConversationLabel,
     Inbox,
     Message,
     Team,
     User,
     utcnow,
 )
+from app.sla import hooks as sla_hooks
 from app.storage import FileStore
 from app.tickets import presenters
 from app.tickets.views import conversation_labels
@@ -44,6 +59,8 @@ from connectors.base import InboundAttachment, InboundMessage
 
 DEFAULT_REOPEN_WINDOW_DAYS = 30
 MAX_RACE_RETRIES = 3
+#: Keys per ``IN (…)`` of the batch lookups (well below every driver's parameter limit).
+_IN_CHUNK = 500
 
 
 @dataclass(frozen=True)
@@ -58,10 +75,25 @@ class IngestResult:
 
 @dataclass
 class _BatchContext:
-    """Rows looked up once per batch."""
+    """Rows looked up once per batch, kept current as the batch writes."""
 
     inboxes: dict[int, Inbox] = field(default_factory=dict)
     identities: dict[tuple[int, str], tuple[ContactInbox, Contact]] = field(default_factory=dict)
+    #: (inbox_id, sender source_id) known to have no identity yet.
+    no_identity: set[tuple[int, str]] = field(default_factory=set)
+    #: Contacts this batch created whose ``contact.created`` is still to be queued.
+    unannounced: set[Contact] = field(default_factory=set)
+    #: (inbox_id, source_id) -> (message id, conversation id) of the messages stored …
+    stored: dict[tuple[int, str], tuple[int, int]] = field(default_factory=dict)
+    #: … among the (inbox_id, source_id) looked up.
+    checked: set[tuple[int, str]] = field(default_factory=set)
+    #: The newest conversation of a thread key and of an identity (None: there is none).
+    by_thread: dict[tuple[int, str], Conversation | None] = field(default_factory=dict)
+    by_contact_inbox: dict[int, Conversation | None] = field(default_factory=dict)
+    #: Labels of the conversations at hand (ingest never changes labels).
+    labels: dict[int, list[str]] = field(default_factory=dict)
+    #: Whether an inbox has an active agent bot (its new conversations start pending).
+    bot_inboxes: dict[int, bool] = field(default_factory=dict)
 
 
 async def ingest_batch(
@@ -75,17 +107,20 @@ async def ingest_batch(
     """Ingest messages in the caller's transaction (services never commit)."""
     context = _BatchContext()
     results = []
-    for message in messages:
-        results.append(
-            await _ingest_one(
-                session,
-                message,
-                context,
-                store=store,
-                reopen_window_days=reopen_window_days,
-                now=now or utcnow(),
+    with session.no_autoflush:
+        await _prefetch(session, context, messages, now or utcnow())
+        for message in messages:
+            results.append(
+                await _ingest_one(
+                    session,
+                    message,
+                    context,
+                    store=store,
+                    reopen_window_days=reopen_window_days,
+                    now=now or utcnow(),
+                )
             )
-        )
+    await session.flush()
     return results
 
 
@@ -142,22 +177,20 @@ async def _ingest_one(
     reopen_window_days: int,
     now: datetime,
 ) -> IngestResult:
-    existing = (
-        await session.execute(
-            select(Message.id, Message.conversation_id).where(
-                Message.inbox_id == inbound.inbox_id, Message.source_id == inbound.source_id
-            )
-        )
-    ).first()
+    stored_key = (inbound.inbox_id, inbound.source_id)
+    if stored_key not in context.checked:
+        await _load_stored(session, context, inbound.inbox_id, [inbound.source_id])
+    existing = context.stored.get(stored_key)
     if existing is not None:
-        return IngestResult("duplicate", existing.id, existing.conversation_id)
+        return IngestResult("duplicate", existing[0], existing[1])
 
     inbox = await _inbox(session, context, inbound.inbox_id)
-    contact_inbox, contact, contact_created = await _identity(session, context, inbox, inbound)
-    sent_at = min(inbound.sent_at or now, now + timedelta(minutes=5))
+    sent_at = _sent_at(inbound, now)
+    message_type = "incoming" if inbound.direction == "incoming" else "outgoing"
+    contact_inbox, contact, contact_created = await _identity(session, context, inbox, inbound, now)
     window = inbox.reopen_window_days or reopen_window_days
 
-    conversation = await _find_conversation(session, inbox, inbound, contact_inbox)
+    conversation = await _find_conversation(session, context, inbox, inbound, contact_inbox)
     created = False
     previous_status = None
     if conversation is not None and conversation.status == "resolved":
@@ -167,17 +200,23 @@ async def _ingest_one(
             conversation = None  # too old: a new conversation
         else:
             previous_status = conversation.status
-            conversation.status = "open"
+            conversation.status = "pending" if await _has_bot(session, context, inbox.id) else "open"
     elif conversation is not None and conversation.status == "snoozed" and _reopens(inbound):
         previous_status = conversation.status
         conversation.status = "open"
         conversation.snoozed_until = None
 
     if conversation is None:
-        conversation = await _new_conversation(session, inbox, contact, contact_inbox, inbound, sent_at)
+        conversation = await _new_conversation(
+            session, inbox, contact, contact_inbox, inbound, message_type, sent_at,
+            status="pending" if await _has_bot(session, context, inbox.id) else "open",
+        )
         created = True
+        context.by_contact_inbox[contact_inbox.id] = conversation
+        if conversation.thread_key:
+            context.by_thread[(inbox.id, conversation.thread_key)] = conversation
+        context.labels[conversation.id] = []
 
-    message_type = "incoming" if inbound.direction == "incoming" else "outgoing"
     additional: dict[str, Any] = {}
     if inbound.subject:
         additional["subject"] = inbound.subject
@@ -204,14 +243,15 @@ async def _ingest_one(
         "created_at": sent_at,
         "updated_at": now,
     }
-    message_id = (
-        await session.execute(insert(Message).returning(Message.id), [message_row])
-    ).scalar_one()
+    message_id = (await session.execute(_INSERT_MESSAGE, message_row)).scalar_one()
+    context.stored[stored_key] = (message_id, conversation.id)
+    context.checked.add(stored_key)
     attachments = _store_attachments(
         session, store, inbox.account_id, message_id, inbound.attachments
     )
 
-    _apply_message_to_conversation(conversation, message_type, inbound.automatic, sent_at)
+    if not created:  # a new conversation was inserted with its clocks set
+        _apply_message_to_conversation(conversation, message_type, inbound.automatic, sent_at)
     if inbound.conversation_attributes:
         conversation.custom_attributes = {
             **(conversation.custom_attributes or {}),
@@ -219,9 +259,14 @@ async def _ingest_one(
         }
     if message_type == "incoming":
         contact.last_activity_at = max(contact.last_activity_at or sent_at, sent_at)
+    await sla_hooks.after_ingest(
+        session, conversation, inbox, message_type=message_type, automatic=inbound.automatic,
+        at=sent_at, created=created, previous_status=previous_status,
+    )
 
     await _queue_events(
         session,
+        context,
         inbox=inbox,
         contact=contact,
         contact_inbox=contact_inbox,
@@ -233,6 +278,148 @@ async def _ingest_one(
         previous_status=previous_status,
     )
     return IngestResult("created", message_id, conversation.id, created)
+
+
+#: Core insert of one message (the ORM's bulk-insert machinery is not needed for one row).
+_INSERT_MESSAGE = insert(Message.__table__).returning(Message.__table__.c.id)
+
+
+# The batch lookups, built once (building and keying a statement costs about as much as
+# running it); each takes a list of keys through an expanding IN parameter.
+#: The inbox, with those of the given messages it has stored already (outer join: one
+#: row with NULLs when none is).
+_INBOX_AND_STORED = (
+    select(Inbox, Message.source_id, Message.id, Message.conversation_id)
+    .outerjoin(
+        Message,
+        and_(
+            Message.inbox_id == Inbox.id,
+            Message.source_id.in_(bindparam("keys", expanding=True)),
+        ),
+    )
+    .where(Inbox.id == bindparam("inbox"))
+)
+_CONTACTS_BY_EMAIL = select(Contact).where(
+    Contact.account_id == bindparam("account"), Contact.email.in_(bindparam("keys", expanding=True))
+)
+_HAS_LABELS = (
+    select(ConversationLabel.conversation_id)
+    .where(ConversationLabel.conversation_id == Conversation.id)
+    .exists()
+)
+_OLDER = aliased(Conversation)
+#: Senders' identities and contacts, each with its newest conversation (if any) and
+#: whether that has labels.
+_IDENTITIES = (
+    select(ContactInbox, Contact, Conversation, _HAS_LABELS)
+    .join(Contact, Contact.id == ContactInbox.contact_id)
+    .outerjoin(
+        Conversation,
+        Conversation.id
+        == select(func.max(_OLDER.id))
+        .where(_OLDER.contact_inbox_id == ContactInbox.id)
+        .correlate(ContactInbox)
+        .scalar_subquery(),
+    )
+    .where(
+        ContactInbox.inbox_id == bindparam("inbox"),
+        ContactInbox.source_id.in_(bindparam("keys", expanding=True)),
+    )
+)
+#: The newest conversation of each thread key, and whether it has labels.
+_NEWEST_BY_THREAD = select(Conversation, _HAS_LABELS).where(
+    Conversation.id.in_(
+        select(func.max(Conversation.id))
+        .where(
+            Conversation.inbox_id == bindparam("inbox"),
+            Conversation.thread_key.in_(bindparam("keys", expanding=True)),
+        )
+        .group_by(Conversation.thread_key)
+    )
+)
+
+
+def _chunks(keys: Iterable[Any]) -> list[list[Any]]:
+    ordered = sorted(set(keys))
+    return [ordered[i : i + _IN_CHUNK] for i in range(0, len(ordered), _IN_CHUNK)]
+
+
+async def _prefetch(
+    session: AsyncSession,
+    context: _BatchContext,
+    messages: Sequence[InboundMessage],
+    now: datetime,
+) -> None:
+    """Load what the batch's messages will look up, in a few queries for the whole batch,
+    and make the identities (contacts) of its new senders, in one flush."""
+    sources: dict[int, set[str]] = defaultdict(set)
+    for m in messages:
+        sources[m.inbox_id].add(m.source_id)
+    for inbox_id, source_ids in sources.items():
+        await _load_stored(session, context, inbox_id, source_ids)
+    fresh = [m for m in messages if (m.inbox_id, m.source_id) not in context.stored]
+    for inbox_id in dict.fromkeys(m.inbox_id for m in fresh):
+        await _inbox(session, context, inbox_id)
+
+    labelled: list[int] = []
+    senders: dict[int, set[str]] = defaultdict(set)
+    for m in fresh:
+        senders[m.inbox_id].add(m.sender.source_id)
+    for inbox_id, sender_ids in senders.items():
+        for chunk in _chunks(sender_ids):
+            rows = await session.execute(_IDENTITIES, {"inbox": inbox_id, "keys": chunk})
+            for contact_inbox, contact, conversation, flagged in rows:
+                context.identities[(inbox_id, contact_inbox.source_id)] = (contact_inbox, contact)
+                context.by_contact_inbox[contact_inbox.id] = conversation
+                if conversation is not None:
+                    _note_labels(context, conversation.id, flagged, labelled)
+            context.no_identity.update(
+                (inbox_id, s) for s in chunk if (inbox_id, s) not in context.identities
+            )
+    new_senders: dict[tuple[int, str], InboundMessage] = {}
+    for m in fresh:
+        key = (m.inbox_id, m.sender.source_id)
+        if key in context.no_identity:
+            new_senders.setdefault(key, m)
+    if new_senders:
+        await _create_identities(session, context, new_senders, now)
+
+    threads: dict[int, set[str]] = defaultdict(set)
+    for m in fresh:
+        if m.thread_key:
+            threads[m.inbox_id].add(m.thread_key)
+    for inbox_id, keys in threads.items():
+        for chunk in _chunks(keys):
+            context.by_thread.update({(inbox_id, key): None for key in chunk})
+            rows = await session.execute(_NEWEST_BY_THREAD, {"inbox": inbox_id, "keys": chunk})
+            for conversation, flagged in rows:
+                context.by_thread[(inbox_id, conversation.thread_key)] = conversation
+                _note_labels(context, conversation.id, flagged, labelled)
+    if labelled:
+        context.labels.update(await conversation_labels(session, labelled))
+        for conversation_id in labelled:
+            context.labels.setdefault(conversation_id, [])
+
+
+def _note_labels(context: _BatchContext, conversation_id: int, flagged: bool, labelled: list[int]) -> None:
+    """A conversation without labels needs no label query; one with them joins the list."""
+    if flagged:
+        labelled.append(conversation_id)
+    else:
+        context.labels.setdefault(conversation_id, [])
+
+
+async def _load_stored(
+    session: AsyncSession, context: _BatchContext, inbox_id: int, source_ids: Iterable[str]
+) -> None:
+    """Note which of these messages are stored already (and load the inbox on the way)."""
+    for chunk in _chunks(source_ids):
+        context.checked.update((inbox_id, source_id) for source_id in chunk)
+        rows = await session.execute(_INBOX_AND_STORED, {"inbox": inbox_id, "keys": chunk})
+        for inbox, source_id, message_id, conversation_id in rows:
+            context.inboxes.setdefault(inbox_id, inbox)
+            if message_id is not None:
+                context.stored[(inbox_id, source_id)] = (message_id, conversation_id)
 
 
 def _reopens(inbound: InboundMessage) -> bool:
@@ -255,6 +442,15 @@ def _apply_message_to_conversation(
         conversation.waiting_since = None
 
 
+async def _has_bot(session: AsyncSession, context: _BatchContext, inbox_id: int) -> bool:
+    """Conversations of an inbox with an agent bot start (and reopen) pending, for the bot."""
+    if inbox_id not in context.bot_inboxes:
+        context.bot_inboxes[inbox_id] = (
+            await session.scalar(select(AgentBotInbox.inbox_id).where(AgentBotInbox.inbox_id == inbox_id))
+        ) is not None
+    return context.bot_inboxes[inbox_id]
+
+
 async def _inbox(session: AsyncSession, context: _BatchContext, inbox_id: int) -> Inbox:
     inbox = context.inboxes.get(inbox_id)
     if inbox is None:
@@ -266,33 +462,65 @@ async def _inbox(session: AsyncSession, context: _BatchContext, inbox_id: int) -
 
 
 async def _identity(
-    session: AsyncSession, context: _BatchContext, inbox: Inbox, inbound: InboundMessage
+    session: AsyncSession,
+    context: _BatchContext,
+    inbox: Inbox,
+    inbound: InboundMessage,
+    now: datetime,
 ) -> tuple[ContactInbox, Contact, bool]:
-    """The sender's identity on the inbox and their contact, created when new."""
+    """The sender's identity on the inbox and their contact, and whether this message is
+    the first of a contact the batch created (it queues ``contact.created``)."""
     key = (inbox.id, inbound.sender.source_id)
-    if key in context.identities:
-        contact_inbox, contact = context.identities[key]
-        return contact_inbox, contact, False
-    row = (
-        await session.execute(
-            select(ContactInbox, Contact)
-            .join(Contact, Contact.id == ContactInbox.contact_id)
-            .where(ContactInbox.inbox_id == inbox.id, ContactInbox.source_id == key[1])
-        )
-    ).first()
-    created = False
-    if row is not None:
-        contact_inbox, contact = row
-    else:
-        sender = inbound.sender
-        contact = None
-        if sender.email:
-            contact = await session.scalar(
-                select(Contact).where(
-                    Contact.account_id == inbox.account_id, Contact.email == sender.email
+    if key not in context.identities:
+        row = None
+        if key not in context.no_identity:
+            row = (
+                await session.execute(
+                    select(ContactInbox, Contact)
+                    .join(Contact, Contact.id == ContactInbox.contact_id)
+                    .where(ContactInbox.inbox_id == inbox.id, ContactInbox.source_id == key[1])
                 )
-            )
+            ).first()
+        if row is not None:
+            context.identities[key] = (row[0], row[1])
+        else:
+            await _create_identities(session, context, {key: inbound}, now)
+    contact_inbox, contact = context.identities[key]
+    created = contact in context.unannounced
+    if created:
+        context.unannounced.discard(contact)
+    return contact_inbox, contact, created
+
+
+async def _create_identities(
+    session: AsyncSession,
+    context: _BatchContext,
+    senders: dict[tuple[int, str], InboundMessage],
+    now: datetime,
+) -> None:
+    """Identities for new senders (key: inbox id, sender id; value: their first message).
+
+    A sender whose e-mail address is a contact's of the account joins that contact;
+    otherwise a contact is made from the first message. Senders are taken in message
+    order, so a later sender with the same address joins the contact an earlier one made.
+    """
+    by_email: dict[tuple[int, str], Contact] = {}
+    emails: dict[int, set[str]] = defaultdict(set)
+    for (inbox_id, _), inbound in senders.items():
+        if inbound.sender.email:
+            emails[context.inboxes[inbox_id].account_id].add(inbound.sender.email)
+    for account_id, wanted in emails.items():
+        for chunk in _chunks(wanted):
+            rows = await session.scalars(_CONTACTS_BY_EMAIL, {"account": account_id, "keys": chunk})
+            for contact in rows:
+                by_email[(account_id, contact.email)] = contact
+    made = []
+    for key, inbound in senders.items():
+        inbox = context.inboxes[key[0]]
+        sender = inbound.sender
+        contact = by_email.get((inbox.account_id, sender.email)) if sender.email else None
         if contact is None:
+            sent_at = _sent_at(inbound, now) if inbound.direction == "incoming" else None
             contact = Contact(
                 account_id=inbox.account_id,
                 name=sender.name or sender.email or sender.phone_number or sender.source_id,
@@ -301,28 +529,49 @@ async def _identity(
                 avatar_url=sender.avatar_url,
                 additional_attributes=dict(sender.attributes),
                 custom_attributes={},
+                last_activity_at=sent_at,
             )
             session.add(contact)
-            await session.flush()
-            created = True
-        contact_inbox = ContactInbox(contact_id=contact.id, inbox_id=inbox.id, source_id=key[1])
+            context.unannounced.add(contact)
+            if sender.email:
+                by_email[(inbox.account_id, sender.email)] = contact
+        contact_inbox = ContactInbox(inbox_id=inbox.id, source_id=key[1])
+        if contact.id is None:
+            contact_inbox.contact = contact  # inserted first, in the same flush
+        else:
+            contact_inbox.contact_id = contact.id
         session.add(contact_inbox)
-        await session.flush()
-    context.identities[key] = (contact_inbox, contact)
-    return contact_inbox, contact, created
+        made.append((key, contact_inbox, contact))
+    await session.flush()
+    for key, contact_inbox, contact in made:
+        context.identities[key] = (contact_inbox, contact)
+        context.no_identity.discard(key)
+        context.by_contact_inbox[contact_inbox.id] = None  # a new identity has no conversation
+
+
+def _sent_at(inbound: InboundMessage, now: datetime) -> datetime:
+    """When the message was sent, no later than a little after ``now``."""
+    return min(inbound.sent_at or now, now + timedelta(minutes=5))
 
 
 async def _find_conversation(
-    session: AsyncSession, inbox: Inbox, inbound: InboundMessage, contact_inbox: ContactInbox
+    session: AsyncSession,
+    context: _BatchContext,
+    inbox: Inbox,
+    inbound: InboundMessage,
+    contact_inbox: ContactInbox,
 ) -> Conversation | None:
     """By thread key, then by the messages this one replies to, else per contact."""
     if inbound.thread_key:
-        found = await session.scalar(
-            select(Conversation)
-            .where(Conversation.inbox_id == inbox.id, Conversation.thread_key == inbound.thread_key)
-            .order_by(Conversation.id.desc())
-            .limit(1)
-        )
+        key = (inbox.id, inbound.thread_key)
+        if key not in context.by_thread:
+            context.by_thread[key] = await session.scalar(
+                select(Conversation)
+                .where(Conversation.inbox_id == inbox.id, Conversation.thread_key == inbound.thread_key)
+                .order_by(Conversation.id.desc())
+                .limit(1)
+            )
+        found = context.by_thread[key]
         if found is not None:
             return found
     if inbound.in_reply_to:
@@ -337,12 +586,14 @@ async def _find_conversation(
             return found
     if inbound.thread_key:
         return None
-    return await session.scalar(
-        select(Conversation)
-        .where(Conversation.contact_inbox_id == contact_inbox.id)
-        .order_by(Conversation.id.desc())
-        .limit(1)
-    )
+    if contact_inbox.id not in context.by_contact_inbox:
+        context.by_contact_inbox[contact_inbox.id] = await session.scalar(
+            select(Conversation)
+            .where(Conversation.contact_inbox_id == contact_inbox.id)
+            .order_by(Conversation.id.desc())
+            .limit(1)
+        )
+    return context.by_contact_inbox[contact_inbox.id]
 
 
 async def _new_conversation(
@@ -351,29 +602,55 @@ async def _new_conversation(
     contact: Contact,
     contact_inbox: ContactInbox,
     inbound: InboundMessage,
+    message_type: str,
     sent_at: datetime,
+    *,
+    status: str = "open",
 ) -> Conversation:
-    from app.tickets.numbering import next_display_id
-
+    """A new conversation, inserted with the clocks its first message sets."""
     additional: dict[str, Any] = {}
     if inbound.subject:
         additional["mail_subject"] = inbound.subject
     conversation = Conversation(
         account_id=inbox.account_id,
-        display_id=await next_display_id(session, inbox.account_id),
+        display_id=await _next_display_id(session, inbox.account_id),
         inbox_id=inbox.id,
         contact_id=contact.id,
         contact_inbox_id=contact_inbox.id,
-        status="open",
+        status=status,
         thread_key=inbound.thread_key,
         last_activity_at=sent_at,
         additional_attributes=additional,
         custom_attributes={},
         created_at=sent_at,
     )
+    _apply_message_to_conversation(conversation, message_type, inbound.automatic, sent_at)
     session.add(conversation)
     await session.flush()
     return conversation
+
+
+#: ``app.tickets.numbering.next_display_id``'s statement, built once, as Core.
+_NEXT_DISPLAY_ID = (
+    update(Account.__table__)
+    .where(Account.__table__.c.id == bindparam("account"))
+    .values(last_display_id=Account.__table__.c.last_display_id + 1)
+    .returning(Account.__table__.c.last_display_id)
+)
+
+
+async def _next_display_id(session: AsyncSession, account_id: int) -> int:
+    """The account's next conversation number (see ``next_display_id``).
+
+    The same UPDATE … RETURNING, without the ORM's statement building and identity-map
+    synchronisation, which cost about as much as the round trip; when the session holds
+    the Account row, the ORM version runs so that the object stays current.
+    """
+    if identity_key(Account, account_id) in session.identity_map:
+        from app.tickets.numbering import next_display_id
+
+        return await next_display_id(session, account_id)
+    return (await session.execute(_NEXT_DISPLAY_ID, {"account": account_id})).scalar_one()
 
 
 def _store_attachments(
@@ -414,6 +691,7 @@ def file_type_of(content_type: str | None) -> str:
 
 async def _queue_events(
     session: AsyncSession,
+    context: _BatchContext,
     *,
     inbox: Inbox,
     contact: Contact,
@@ -428,7 +706,9 @@ async def _queue_events(
     """Queue the events of one ingested message, built from the rows at hand."""
     if attachments:
         await session.flush()
-    message = Message(**message_row)
+    # A transient Message for the presenter, filled without per-attribute events.
+    message = Message.__mapper__.class_manager.new_instance()
+    message.__dict__.update(message_row)
     senders = {("contact", contact.id): contact}
     message_body = presenters.message_json(
         message,
@@ -443,7 +723,12 @@ async def _queue_events(
         )
     assignee = await session.get(User, conversation.assignee_id) if conversation.assignee_id else None
     team = await session.get(Team, conversation.team_id) if conversation.team_id else None
-    labels = [] if conversation_created else (await conversation_labels(session, [conversation.id])).get(conversation.id, [])
+    labels = context.labels.get(conversation.id)
+    if labels is None:
+        labels = (await conversation_labels(session, [conversation.id])).get(conversation.id, [])
+        context.labels[conversation.id] = labels
+    if previous_status is not None:
+        await session.flush()  # the status change's payload shows the row as written
     conversation_body = presenters.conversation_json(
         conversation,
         contact=contact,

@@ -273,6 +273,7 @@ def conversation_json(
     last_message: dict[str, Any] | None,
     unread_count: int,
     contact_inbox: ContactInbox | None = None,
+    sla: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """A conversation, in Chatwoot's shape (``id`` is the per-account display id)."""
     sender = contact_json(contact)
@@ -290,7 +291,10 @@ def conversation_json(
         "labels": labels,
         "additional_attributes": conversation.additional_attributes or {},
         "custom_attributes": conversation.custom_attributes or {},
-        "can_reply": True,
+        "can_reply": (sla or {}).get("can_reply", True),
+        "reply_window_closes_at": unix(conversation.reply_window_closes_at),
+        "sla_policy_id": conversation.sla_policy_id,
+        "sla": {"next_due_at": unix(conversation.next_due_at), "clocks": (sla or {}).get("clocks", [])},
         "muted": False,
         "unread_count": unread_count,
         "snoozed_until": unix(conversation.snoozed_until),

@@ -17,6 +17,8 @@ from app.auth.principal import Principal
 from app.errors import Invalid, NotFound
 from app.events.log import append_event
 from app.models import Conversation, Inbox, Message, utcnow
+from app.sla import hooks as sla_hooks
+from app.sla.engine import reply_permission
 from app.tickets.views import present_messages
 
 #: Channel types whose replies a dispatcher delivers (filled as connectors land).
@@ -103,10 +105,18 @@ async def create_message(
     assert inbox is not None
     now = utcnow()
     incoming = message_type == "incoming"
+    tag = None
+    if not private and not incoming:
+        allowed, tag, rule = reply_permission(
+            conversation, inbox, now=now, by_bot=principal.is_bot, message_type=message_type)
+        if not allowed:
+            raise Invalid(f"the reply window is closed: {rule}", field="content")
     status = "sent"
     if not private and not incoming and inbox.channel_type in DISPATCHED_CHANNELS:
         status = "pending"
     attributes = dict(content_attributes or {})
+    if tag:
+        attributes["message_tag"] = tag
     if echo_id:
         attributes["echo_id"] = echo_id
     message = Message(
@@ -136,6 +146,10 @@ async def create_message(
             if conversation.first_reply_created_at is None and not principal.is_bot:
                 conversation.first_reply_created_at = now
             conversation.waiting_since = None
+    await sla_hooks.after_reply(
+        session, conversation, inbox, private=private, at=now,
+        author="contact" if incoming else ("bot" if principal.is_bot else "person"),
+    )
     await _queue_message_event(session, conversation, message, "message.created")
     return message, True
 

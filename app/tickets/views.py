@@ -18,9 +18,12 @@ from app.models import (
     ConversationLabel,
     Inbox,
     Message,
+    SlaClock,
     Team,
     User,
+    utcnow,
 )
+from app.sla.engine import can_reply, clock_json
 from app.tickets import presenters
 
 async def _by_id(session: AsyncSession, model: Any, ids: set[int]) -> dict[int, Any]:
@@ -140,6 +143,14 @@ async def present_conversations(
     for conversation_id, count in unread_rows:
         unread[conversation_id] = count
 
+    now = utcnow()
+    clocks: dict[int, list[dict[str, Any]]] = defaultdict(list)
+    if any(c.next_due_at is not None for c in conversations):
+        for row in await session.scalars(
+            select(SlaClock).where(SlaClock.conversation_id.in_(ids), SlaClock.ended_at.is_(None)).order_by(SlaClock.due_at)
+        ):
+            clocks[row.conversation_id].append(clock_json(row, now))
+
     return [
         presenters.conversation_json(
             c,
@@ -151,6 +162,7 @@ async def present_conversations(
             last_message=last_json.get(c.id),
             unread_count=unread.get(c.id, 0),
             contact_inbox=contact_inboxes.get(c.contact_inbox_id) if c.contact_inbox_id else None,
+            sla={"clocks": clocks.get(c.id, []), "can_reply": can_reply(c, inboxes[c.inbox_id], now)},
         )
         for c in conversations
     ]

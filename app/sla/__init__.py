@@ -1,0 +1,1 @@
+"""SLA clocks: business-hours calendars, policies, marketplace reply rules, reply windows."""
