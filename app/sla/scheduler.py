@@ -90,15 +90,25 @@ class SlaScheduler:
                 .where(SlaClock.status == "active", SlaClock.next_check_at <= now)
                 .order_by(SlaClock.next_check_at).limit(BATCH)
             )).all()
-            for clock, display_id in rows:
-                if clock.due_at <= now:
-                    done = await session.execute(
-                        update(SlaClock).where(SlaClock.id == clock.id, SlaClock.status == "active")
-                        .values(status="breached", breached_at=clock.due_at)
-                        .execution_options(synchronize_session=False))
-                    if done.rowcount == 1:
+            # Writes below are explicit statements; the loaded rows are only read (and
+            # their copies updated for the event payloads), never flushed back.
+            session.expunge_all()
+            due = [(clock, display_id) for clock, display_id in rows if clock.due_at <= now]
+            if due:
+                # One statement for every breach of the pass; RETURNING says which this
+                # pass won (an overlapping scheduler may have taken some).
+                won = set((await session.execute(
+                    update(SlaClock)
+                    .where(SlaClock.id.in_([clock.id for clock, _ in due]), SlaClock.status == "active")
+                    .values(status="breached", breached_at=SlaClock.due_at)
+                    .returning(SlaClock.id)
+                    .execution_options(synchronize_session=False))).scalars())
+                for clock, display_id in due:
+                    if clock.id in won:
                         clock.status, clock.breached_at = "breached", clock.due_at
                         emit_clock_event(session, clock, "sla.breached", display_id)
+            for clock, display_id in rows:
+                if clock.due_at <= now:
                     continue
                 warned = clock.warned
                 for index, lead in enumerate(self.leads):
