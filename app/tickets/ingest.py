@@ -29,7 +29,7 @@ from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from sqlalchemy import and_, bindparam, func, insert, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 from sqlalchemy.orm.util import identity_key
@@ -162,10 +162,22 @@ async def ingest_messages(
                 if also is not None:
                     await also(session)
             return results
-        except IntegrityError:
-            if attempt == MAX_RACE_RETRIES - 1:
+        except DBAPIError as exc:
+            if not is_retryable_race(exc) or attempt == MAX_RACE_RETRIES - 1:
                 raise
     raise AssertionError("unreachable")
+
+
+#: PostgreSQL's deadlock and serialization failures: the transaction can simply run again.
+_RETRYABLE_SQLSTATES = frozenset({"40P01", "40001"})
+
+
+def is_retryable_race(exc: DBAPIError) -> bool:
+    """A unique-index collision with another process, or a deadlock it caused."""
+    if isinstance(exc, IntegrityError):
+        return True
+    sqlstate = getattr(exc.orig, "sqlstate", None) or getattr(getattr(exc.orig, "__cause__", None), "sqlstate", None)
+    return sqlstate in _RETRYABLE_SQLSTATES
 
 
 async def _ingest_one(
