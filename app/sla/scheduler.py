@@ -83,6 +83,10 @@ class SlaScheduler:
     async def run_once(self, now: datetime | None = None) -> int:
         """One pass; returns how many clocks it looked at."""
         now = now or utcnow()
+        async with self.db.read_session() as session:  # the usual case: nothing to do, no write lock
+            if await session.scalar(select(SlaClock.id).where(
+                    SlaClock.status == "active", SlaClock.next_check_at <= now).limit(1)) is None:
+                return 0
         async with self.db.write_session() as session:
             rows = (await session.execute(
                 select(SlaClock, Conversation.display_id)
