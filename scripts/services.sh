@@ -3,6 +3,8 @@
 # them from Debian's packages when missing. Fails loudly when one cannot be had.
 #   PostgreSQL: 127.0.0.1:5432, trust auth for local TCP, database "test".
 #   Redis:      127.0.0.1:6379 (the realtime broker tests).
+#   Chromium:   /usr/bin/chromium, Debian's package (the browser tests drive it through
+#               Playwright; `playwright install` is never used).
 set -euo pipefail
 
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
@@ -47,8 +49,16 @@ ensure_redis() {
     wait_port 6379 || { echo "Redis did not come up on 127.0.0.1:6379" >&2; exit 1; }
 }
 
+ensure_chromium() {
+    if [ -x /usr/bin/chromium ]; then echo "Chromium: $(/usr/bin/chromium --version 2>/dev/null | head -1)"; return; fi
+    echo "Chromium: not installed; installing from Debian's packages …"
+    apt_install chromium fonts-noto-core fonts-noto-cjk
+    [ -x /usr/bin/chromium ] || { echo "Chromium did not install to /usr/bin/chromium" >&2; exit 1; }
+    echo "Chromium: $(/usr/bin/chromium --version 2>/dev/null | head -1)"
+}
+
 services=("$@")
-[ ${#services[@]} -gt 0 ] || services=(postgresql redis)
+[ ${#services[@]} -gt 0 ] || services=(postgresql redis chromium)
 for service in "${services[@]}"; do
     "ensure_$service"
 done

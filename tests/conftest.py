@@ -151,6 +151,10 @@ class ServerProcess:
             "POSTROOM_DATA_DIR": str(data_dir),
             "POSTROOM_SECRET_KEY": "test-secret-key",
             "POSTROOM_LOG_FORMAT": "json",
+            # Every test server may be the one whose webhook worker picks up a delivery
+            # (they share the database): all of them reach loopback receivers, quickly.
+            "POSTROOM_WEBHOOK_ALLOW_PRIVATE": "true",
+            "POSTROOM_WEBHOOK_BACKOFF": "0.3,0.6,1",
             **env,
         }
         self.log_path = data_dir / f"server-{self.port}.log"
@@ -178,8 +182,12 @@ class ServerProcess:
 
 @pytest.fixture(scope="session")
 def live_server(settings: Settings, data_dir: Path) -> Iterator[str]:
-    """A real ``postroom serve`` process on the test database; yields its base URL."""
-    server = ServerProcess(settings, data_dir)
+    """A real ``postroom serve`` process on the test database; yields its base URL.
+
+    Its connector runner is off: it lives through the whole session, and tests that poll
+    channels run their own runner on the inboxes they make (tests/test_telegram.py).
+    """
+    server = ServerProcess(settings, data_dir, POSTROOM_CONNECTOR_RUNNER="false")
     try:
         yield server.base
     finally:

@@ -15,6 +15,7 @@ from sqlalchemy import select
 
 from app.models import Attachment, Conversation, WebhookDelivery
 from app.tickets import catalog, teams
+from app.sla import service as sla_service
 from app.webhooks import service as webhook_service
 from app.tickets.ingest import ingest_messages
 from connectors.base import InboundAttachment, InboundMessage, SenderIdentity
@@ -65,6 +66,11 @@ def body_for(method: str, path: str, ids: dict[str, int]) -> dict[str, Any] | No
         ("POST", "/agent_bots"): {"name": "x", "outgoing_url": "https://example.com/bot"},
         ("PATCH", "/agent_bots/{agent_bot_id}"): {"name": "x"},
         ("POST", "/inboxes/{inbox_id}/set_agent_bot"): {"agent_bot": ids["agent_bot_id"]},
+        ("POST", "/sla_policies"): {"name": "x", "first_response_time_threshold": 60},
+        ("PATCH", "/sla_policies/{sla_policy_id}"): {"name": "x"},
+        ("POST", "/business_calendars"): {"name": "x"},
+        ("PATCH", "/business_calendars/{calendar_id}"): {"name": "x"},
+        ("POST", "/conversations/{conversation_id}/no_reply_needed"): {},
     }
     key = (method, path[len(PREFIX):])
     if key in table:
@@ -122,6 +128,8 @@ async def two_accounts(tenants, runtime):
         team = await teams.save_team(session, b.account_id, None, name="B team")
         label = await catalog.save_label(session, b.account_id, None, {"title": "b-label"})
         canned = await catalog.save_canned(session, b.account_id, None, {"short_code": "b", "content": "b"})
+        sla_policy = await sla_service.save_policy(session, b.account_id, None, {"name": "B policy"})
+        calendar = await sla_service.save_calendar(session, b.account_id, None, {"name": "B hours"})
         webhook, _ = await webhook_service.create_webhook(session, runtime.box, b.account_id,
                                                           url="https://example.com/b", subscriptions=None)
         bot, _, _ = await webhook_service.create_bot(session, runtime.box, b.account_id, name="B bot",
@@ -144,6 +152,8 @@ async def two_accounts(tenants, runtime):
         "webhook_id": webhook.id,
         "delivery_id": delivery.id,
         "agent_bot_id": bot.id,
+        "sla_policy_id": sla_policy.id,
+        "calendar_id": calendar.id,
     }
     # Make B's display id unique to B: A has no conversations at all.
     async with runtime.db.write_session() as session:

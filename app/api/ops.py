@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter
-from fastapi.responses import JSONResponse, RedirectResponse
+from fastapi.responses import FileResponse, JSONResponse
 from sqlalchemy import text
 
 from app.api.deps import RuntimeDep
@@ -35,7 +35,19 @@ async def readyz(runtime: RuntimeDep) -> JSONResponse:
     return JSONResponse({"status": "ready", "database": runtime.db.dialect, "revision": revision})
 
 
+#: The inbox page loads only its own scripts; e-mail HTML is shown in sandboxed srcdoc
+#: frames, which inherit this policy (so no script runs there either).
+INBOX_CSP = ("default-src 'self'; script-src 'self'; connect-src 'self' ws: wss:; img-src 'self' data: https:; "
+             "style-src 'self' 'unsafe-inline'; frame-src 'self'; frame-ancestors 'none'; base-uri 'none'; "
+             "form-action 'self'; object-src 'none'")
+
+
 @router.get("/", include_in_schema=False)
-async def home() -> RedirectResponse:
-    """Until the agents' inbox page is served here, the front door is the API reference."""
-    return RedirectResponse("/docs")
+async def home() -> FileResponse:
+    """The agents' inbox page (static ES modules under app/web; see docs/inbox.md)."""
+    from app.api.widget import WEB_DIR
+
+    return FileResponse(WEB_DIR / "index.html", media_type="text/html", headers={
+        "Cache-Control": "no-cache", "Content-Security-Policy": INBOX_CSP,
+        "X-Frame-Options": "DENY", "Referrer-Policy": "same-origin",
+    })

@@ -59,7 +59,8 @@ async def save_calendar(session: AsyncSession, account_id: int, row: BusinessCal
                         fields: dict[str, Any]) -> BusinessCalendarRow:
     """Create or change a calendar; its hours and zone are validated by building it."""
     if row is None:
-        row = BusinessCalendarRow(account_id=account_id, name=fields.get("name") or "Business hours", weekly={}, holidays=[])
+        row = BusinessCalendarRow(account_id=account_id, name=fields.get("name") or "Business hours",
+                                  timezone="UTC", weekly={}, holidays=[], is_default=False)
         session.add(row)
     for key in ("name", "timezone", "weekly", "holidays", "is_default"):
         if key in fields and fields[key] is not None:

@@ -1,0 +1,401 @@
+"""The live-chat widget: the loader script, the chat frame, and the visitor's API.
+
+A site owner pastes the inbox's ``web_widget_script`` (``<script src="…/widget/sdk.js"
+data-website-token="…">``); the script adds a chat bubble and an iframe with
+``/widget/frame``. The frame talks to the endpoints below on Postroom's own origin.
+
+Visitors are created when they first write (not on every page view): ``POST
+/widget/api/visitors`` makes a contact and its identity on the inbox (a random
+``source_id``) and answers the identity's ``pubsub_token``, the visitor's credential,
+kept by the frame in ``localStorage`` and sent as ``X-Widget-Token`` (``?token=`` on the
+websocket). A visitor sees its own conversations only, never private notes or activity
+lines, and its messages enter through :func:`app.tickets.ingest.ingest` with the
+client's idempotency key, so a retried post is stored once.
+
+Limits (per client address, in-memory token buckets, see :mod:`app.api.ratelimit`;
+``POSTROOM_WIDGET_*`` variables change them): visitor creation, message posts, reads and
+stream connections each have their own bucket; bodies are capped at
+``max_body_bytes`` (413) and messages at ``max_message_chars`` (422).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import uuid
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter, Query, Request, WebSocket
+from fastapi.responses import FileResponse
+from pydantic import BaseModel, Field, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.websockets import WebSocketDisconnect
+
+from app.api.deps import RuntimeDep
+from app.api.ratelimit import Limit, TokenBuckets, client_address
+from app.api.schemas import Body
+from app.errors import Invalid, NotFound, PostroomError, Unauthorized
+from app.models import Contact, ContactInbox, Conversation, Inbox, Message
+from app.realtime.hub import Hub
+from app.realtime.visitor import VisitorSubscriber, visitor_message
+from app.runtime import Runtime
+from app.tickets.ingest import ingest
+from app.tickets.views import present_messages
+from connectors.base import InboundMessage, SenderIdentity
+
+router = APIRouter(tags=["live-chat widget"])
+WEB_DIR = Path(__file__).resolve().parent.parent / "web"
+CLOSE_UNAUTHORIZED = 4401
+CLOSE_TOO_MANY = 4429
+HISTORY_LIMIT = 200
+TOKEN_HEADER = "x-widget-token"
+
+
+class WidgetSettings(BaseSettings):
+    """``POSTROOM_WIDGET_*``: the public endpoints' limits (per client address)."""
+
+    model_config = SettingsConfigDict(env_prefix="POSTROOM_WIDGET_", extra="ignore")
+
+    visitor_burst: float = 10
+    visitor_per_minute: float = 10
+    message_burst: float = 20
+    message_per_minute: float = 60
+    read_burst: float = 120
+    read_per_minute: float = 600
+    stream_burst: float = 20
+    stream_per_minute: float = 60
+    max_streams_per_address: int = 20
+    max_body_bytes: int = 16 * 1024
+    max_message_chars: int = 5000
+    stream_idle_timeout_seconds: float = 300.0
+
+
+class WidgetGuard:
+    """The process's widget limits: token buckets and open-stream counts per address."""
+
+    def __init__(self, settings: WidgetSettings | None = None) -> None:
+        self.settings = s = settings or WidgetSettings()
+        self.buckets = TokenBuckets({
+            "visitor": Limit(s.visitor_burst, s.visitor_per_minute / 60),
+            "message": Limit(s.message_burst, s.message_per_minute / 60),
+            "read": Limit(s.read_burst, s.read_per_minute / 60),
+            "stream": Limit(s.stream_burst, s.stream_per_minute / 60),
+        })
+        self.streams: dict[str, int] = {}
+
+
+def guard_of(app: Any) -> WidgetGuard:
+    """The app's guard, made on first use (tests may put their own on ``app.state``)."""
+    guard = getattr(app.state, "widget_guard", None)
+    if guard is None:
+        guard = app.state.widget_guard = WidgetGuard()
+    return guard
+
+
+class TooLarge(PostroomError):
+    status_code = 413
+
+
+class NewVisitor(Body):
+    website_token: str = Field(max_length=64)
+    name: str | None = Field(default=None, max_length=120)
+    page_url: str | None = Field(default=None, max_length=2000)
+    locale: str | None = Field(default=None, max_length=35)
+
+
+class VisitorMessage(Body):
+    content: str = Field(min_length=1)
+    echo_id: str | None = Field(default=None, max_length=100)
+
+
+# -- static entry points ----------------------------------------------------------------
+
+@router.get("/widget/sdk.js", include_in_schema=False)
+async def sdk() -> FileResponse:
+    """The loader a site embeds; it adds the bubble and the chat frame."""
+    return FileResponse(WEB_DIR / "widget" / "sdk.js", media_type="text/javascript",
+                        headers={"Cache-Control": "public, max-age=300"})
+
+
+@router.get("/widget/frame", include_in_schema=False)
+async def frame() -> FileResponse:
+    """The chat window, loaded by the SDK in an iframe on any site."""
+    return FileResponse(WEB_DIR / "widget" / "frame.html", media_type="text/html", headers={
+        "Cache-Control": "no-cache",
+        "Content-Security-Policy": "default-src 'self'; connect-src 'self' ws: wss:; img-src 'self' data:; "
+                                   "style-src 'self'; frame-ancestors *; base-uri 'none'; form-action 'none'",
+        "Referrer-Policy": "no-referrer",
+    })
+
+
+# -- helpers --------------------------------------------------------------------------------
+
+async def _widget_inbox(session: AsyncSession, website_token: str) -> Inbox:
+    inbox = await session.scalar(
+        select(Inbox).where(Inbox.identifier == website_token, Inbox.channel_type == "web_widget"))
+    if inbox is None:
+        raise NotFound("Inbox")
+    return inbox
+
+
+async def _visitor(session: AsyncSession, token: str | None) -> tuple[ContactInbox, Contact, Inbox]:
+    """The visitor behind a token (a web-widget identity's pubsub token); 401 otherwise."""
+    if not token or len(token) > 64:
+        raise Unauthorized("missing or unknown visitor token")
+    row = (await session.execute(
+        select(ContactInbox, Contact, Inbox)
+        .join(Contact, Contact.id == ContactInbox.contact_id)
+        .join(Inbox, Inbox.id == ContactInbox.inbox_id)
+        .where(ContactInbox.pubsub_token == token, Inbox.channel_type == "web_widget")
+    )).first()
+    if row is None:
+        raise Unauthorized("missing or unknown visitor token")
+    return row[0], row[1], row[2]
+
+
+async def _json_body(request: Request, guard: WidgetGuard, model: type[BaseModel]) -> Any:
+    limit = guard.settings.max_body_bytes
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise TooLarge(f"body larger than {limit} bytes")
+    raw = b""
+    async for chunk in request.stream():
+        raw += chunk
+        if len(raw) > limit:
+            raise TooLarge(f"body larger than {limit} bytes")
+    try:
+        document = json.loads(raw or b"{}")
+    except ValueError as exc:
+        raise Invalid(f"body is not valid JSON: {exc}") from exc
+    try:
+        return model.model_validate(document)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        raise Invalid(first.get("msg", "invalid"), field=".".join(str(p) for p in first.get("loc", ()))) from exc
+
+
+def _inbox_config(inbox: Inbox) -> dict[str, Any]:
+    settings = inbox.settings or {}
+    return {
+        "name": inbox.name,
+        "website_token": inbox.identifier,
+        "widget_color": settings.get("widget_color") or "#1f5fbf",
+        "welcome_title": settings.get("welcome_title"),
+        "welcome_tagline": settings.get("welcome_tagline"),
+        "greeting_message": inbox.greeting_message if inbox.greeting_enabled else None,
+    }
+
+
+def _visitor_json(contact_inbox: ContactInbox, contact: Contact, inbox: Inbox) -> dict[str, Any]:
+    return {
+        "token": contact_inbox.pubsub_token,
+        "source_id": contact_inbox.source_id,
+        "contact": {"id": contact.id, "name": contact.name},
+        "inbox": _inbox_config(inbox),
+    }
+
+
+async def _conversations(session: AsyncSession, contact_inbox: ContactInbox) -> list[Conversation]:
+    return list(await session.scalars(
+        select(Conversation).where(Conversation.contact_inbox_id == contact_inbox.id).order_by(Conversation.id)))
+
+
+# -- the visitor's API ----------------------------------------------------------------------
+
+@router.get("/widget/api/config", summary="The widget's look and greeting, by website token")
+async def widget_config(request: Request, runtime: RuntimeDep, website_token: str = Query(max_length=64)) -> dict[str, Any]:
+    guard_of(request.app).buckets.check("read", request)
+    async with runtime.db.read_session() as session:
+        return _inbox_config(await _widget_inbox(session, website_token))
+
+
+@router.post("/widget/api/visitors", summary="Start a visitor session (a contact on the widget inbox)")
+async def create_visitor(request: Request, runtime: RuntimeDep) -> dict[str, Any]:
+    guard = guard_of(request.app)
+    guard.buckets.check("visitor", request)
+    body: NewVisitor = await _json_body(request, guard, NewVisitor)
+    source_id = str(uuid.uuid4())
+    async with runtime.db.write_session() as session:
+        inbox = await _widget_inbox(session, body.website_token)
+        attributes: dict[str, Any] = {"source": "web_widget"}
+        if body.page_url:
+            attributes["initiated_at"] = {"url": body.page_url[:2000]}
+        if body.locale:
+            attributes["browser_language"] = body.locale
+        contact = Contact(account_id=inbox.account_id, name=(body.name or "").strip() or f"Visitor {source_id[:4]}",
+                          additional_attributes=attributes, custom_attributes={})
+        session.add(contact)
+        await session.flush()
+        contact_inbox = ContactInbox(contact_id=contact.id, inbox_id=inbox.id, source_id=source_id)
+        session.add(contact_inbox)
+        await session.flush()
+        return _visitor_json(contact_inbox, contact, inbox)
+
+
+@router.get("/widget/api/visitor", summary="Restore a visitor session from its token")
+async def get_visitor(request: Request, runtime: RuntimeDep) -> dict[str, Any]:
+    guard_of(request.app).buckets.check("read", request)
+    async with runtime.db.read_session() as session:
+        contact_inbox, contact, inbox = await _visitor(session, request.headers.get(TOKEN_HEADER))
+        body = _visitor_json(contact_inbox, contact, inbox)
+        conversations = await _conversations(session, contact_inbox)
+        body["conversation"] = ({"id": conversations[-1].display_id, "status": conversations[-1].status}
+                                if conversations else None)
+        return body
+
+
+@router.get("/widget/api/messages", summary="The visitor's messages, oldest first (`after` a message id)")
+async def list_messages(request: Request, runtime: RuntimeDep, after: int | None = None) -> dict[str, Any]:
+    guard_of(request.app).buckets.check("read", request)
+    async with runtime.db.read_session() as session:
+        contact_inbox, _, _ = await _visitor(session, request.headers.get(TOKEN_HEADER))
+        conversations = await _conversations(session, contact_inbox)
+        display_ids = {c.id: c.display_id for c in conversations}
+        rows: list[Message] = []
+        if conversations:
+            query = select(Message).where(
+                Message.conversation_id.in_(list(display_ids)), Message.private.is_(False),
+                Message.message_type.in_(("incoming", "outgoing", "template")))
+            if after is not None:
+                rows = list(await session.scalars(query.where(Message.id > after).order_by(Message.id).limit(HISTORY_LIMIT)))
+            else:
+                rows = list(await session.scalars(query.order_by(Message.id.desc()).limit(HISTORY_LIMIT)))
+                rows.reverse()
+        payload = [m for m in (visitor_message(p) for p in await present_messages(session, rows, display_ids)) if m]
+        latest = conversations[-1] if conversations else None
+        return {
+            "conversation": {"id": latest.display_id, "status": latest.status} if latest else None,
+            "messages": payload,
+        }
+
+
+@router.post("/widget/api/messages", summary="Post the visitor's message (Idempotency-Key makes retries safe)")
+async def create_message(request: Request, runtime: RuntimeDep) -> dict[str, Any]:
+    guard = guard_of(request.app)
+    guard.buckets.check("message", request)
+    body: VisitorMessage = await _json_body(request, guard, VisitorMessage)
+    if len(body.content) > guard.settings.max_message_chars:
+        raise Invalid(f"content is longer than {guard.settings.max_message_chars} characters", field="content")
+    if not body.content.strip():
+        raise Invalid("content can't be blank", field="content")
+    key = (request.headers.get("idempotency-key") or body.echo_id or uuid.uuid4().hex)[:200]
+    token = request.headers.get(TOKEN_HEADER)
+    for attempt in range(3):
+        try:
+            async with runtime.db.write_session() as session:
+                contact_inbox, contact, inbox = await _visitor(session, token)
+                # Keys are per visitor: one visitor's key can never name another's message.
+                result = await ingest(session, InboundMessage(
+                    inbox_id=inbox.id, source_id=f"widget:{contact_inbox.source_id}:{key}",
+                    sender=SenderIdentity(source_id=contact_inbox.source_id, name=contact.name),
+                    text=body.content, metadata={"echo_id": body.echo_id} if body.echo_id else {},
+                ), store=runtime.store)
+                message = await session.get(Message, result.message_id)
+                owner = await session.get(Conversation, result.conversation_id)
+                assert message is not None and owner is not None
+                (payload,) = await present_messages(session, [message], {owner.id: owner.display_id})
+                shown = visitor_message(payload)
+                assert shown is not None
+                return {**shown, "duplicate": result.status == "duplicate",
+                        "conversation": {"id": owner.display_id, "status": owner.status}}
+        except IntegrityError:  # a concurrent retry of the same key won: read its row
+            if attempt == 2:
+                raise
+    raise AssertionError("unreachable")
+
+
+# -- the visitor's websocket ------------------------------------------------------------------
+
+@router.websocket("/widget/api/stream")
+async def visitor_stream(websocket: WebSocket) -> None:
+    """Agents' replies (and status, typing) to this visitor's conversations, live.
+
+    Sends ``{"event": "ready"}`` once registered: fetch ``/widget/api/messages?after=…``
+    then, and every later message arrives here (de-duplicate by message id).
+    Clients may send ``{"action": "typing", "on": true}`` and ``{"action": "ping"}``.
+    """
+    hub: Hub = websocket.app.state.hub
+    runtime: Runtime = websocket.app.state.runtime
+    guard = guard_of(websocket.app)
+    address = client_address(websocket)
+    await websocket.accept()
+    if guard.buckets.take("stream", address) or guard.streams.get(address, 0) >= guard.settings.max_streams_per_address:
+        await websocket.close(code=CLOSE_TOO_MANY)
+        return
+    try:
+        async with runtime.db.read_session() as session:
+            contact_inbox, contact, inbox = await _visitor(session, websocket.query_params.get("token"))
+    except Unauthorized:
+        await websocket.close(code=CLOSE_UNAUTHORIZED)
+        return
+    subscriber = VisitorSubscriber(
+        account_id=inbox.account_id, user_id=-contact_inbox.id, is_admin=False,
+        inbox_ids=frozenset({inbox.id}), queue_size=200, source_id=contact_inbox.source_id,
+    )
+    guard.streams[address] = guard.streams.get(address, 0) + 1
+    hub.register(subscriber)  # first register, then read: no conversation falls between
+    tasks: list[asyncio.Task[Any]] = []
+    try:
+        async with runtime.db.read_session() as session:
+            subscriber.conversation_ids.update(c.display_id for c in await _conversations(session, contact_inbox))
+        await websocket.send_text(json.dumps({"event": "ready", "data": {}}))
+        tasks = [
+            asyncio.create_task(_pump(websocket, subscriber)),
+            asyncio.create_task(_listen(websocket, hub, subscriber, contact, inbox,
+                                        guard.settings.stream_idle_timeout_seconds)),
+            asyncio.create_task(subscriber.overflowed.wait()),
+        ]
+        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        if tasks[2] in done:
+            await websocket.close(code=4008)
+    except WebSocketDisconnect:
+        pass
+    finally:
+        for task in tasks:
+            task.cancel()
+        hub.unregister(subscriber)
+        remaining = guard.streams.get(address, 1) - 1
+        if remaining > 0:
+            guard.streams[address] = remaining
+        else:
+            guard.streams.pop(address, None)
+        with contextlib.suppress(Exception):
+            await websocket.close()
+
+
+async def _pump(websocket: WebSocket, subscriber: VisitorSubscriber) -> None:
+    while True:
+        await websocket.send_text(await subscriber.queue.get())
+
+
+async def _listen(websocket: WebSocket, hub: Hub, subscriber: VisitorSubscriber, contact: Contact,
+                  inbox: Inbox, idle_timeout: float) -> None:
+    while True:
+        try:
+            raw = await asyncio.wait_for(websocket.receive_text(), idle_timeout)
+        except TimeoutError:
+            await websocket.close(code=1001)
+            return
+        if len(raw) > 1000:
+            continue
+        try:
+            action = json.loads(raw)
+        except ValueError:
+            continue
+        if not isinstance(action, dict):
+            continue
+        if action.get("action") == "ping":
+            await websocket.send_text('{"event":"pong","data":{}}')
+        elif action.get("action") == "typing" and subscriber.conversation_ids:
+            display_id = max(subscriber.conversation_ids)
+            event = "conversation.typing_on" if action.get("on", True) else "conversation.typing_off"
+            await hub.publish_ephemeral(inbox.account_id, inbox.id, event, {
+                "conversation": {"id": display_id, "inbox_id": inbox.id},
+                "user": {"id": contact.id, "type": "contact", "name": contact.name},
+                "is_private": False,
+            })

@@ -1,0 +1,356 @@
+// The live-chat window (inside the iframe the SDK adds). Talks to /widget/api/* on
+// Postroom's origin; the visitor's token is kept in localStorage, so the conversation
+// survives reloads of the host page.
+
+const params = new URLSearchParams(location.search);
+const websiteToken = params.get("website_token") || "";
+const locale = (params.get("locale") || navigator.language || "en").toLowerCase();
+const pageUrl = params.get("page") || "";
+const STORAGE_KEY = `postroom.widget.${websiteToken}`;
+
+const STRINGS = {
+  en: { title: "Chat with us", placeholder: "Type your message…", send: "Send", label: "Message", close: "Close chat",
+    sending: "Sending…", sent: "Sent", failed: "Not sent", retry: "Retry", you: "You", typing: "{name} is typing…",
+    agent: "Support", resolved: "This conversation was marked resolved. Write again any time.",
+    offline: "Reconnecting…", error: "Something went wrong. Please try again.", messages: "Messages" },
+  th: { title: "แชทกับเรา", placeholder: "พิมพ์ข้อความ…", send: "ส่ง", label: "ข้อความ", close: "ปิดแชท",
+    sending: "กำลังส่ง…", sent: "ส่งแล้ว", failed: "ส่งไม่สำเร็จ", retry: "ลองอีกครั้ง", you: "คุณ", typing: "{name} กำลังพิมพ์…",
+    agent: "ฝ่ายบริการลูกค้า", resolved: "บทสนทนานี้ได้รับการแก้ไขแล้ว เขียนมาใหม่ได้ทุกเมื่อ",
+    offline: "กำลังเชื่อมต่อใหม่…", error: "เกิดข้อผิดพลาด โปรดลองอีกครั้ง", messages: "ข้อความ" },
+  vi: { title: "Trò chuyện với chúng tôi", placeholder: "Nhập tin nhắn…", send: "Gửi", label: "Tin nhắn", close: "Đóng trò chuyện",
+    sending: "Đang gửi…", sent: "Đã gửi", failed: "Chưa gửi được", retry: "Thử lại", you: "Bạn", typing: "{name} đang nhập…",
+    agent: "Hỗ trợ", resolved: "Cuộc trò chuyện đã được giải quyết. Bạn có thể nhắn lại bất cứ lúc nào.",
+    offline: "Đang kết nối lại…", error: "Đã xảy ra lỗi. Vui lòng thử lại.", messages: "Tin nhắn" },
+  fa: { title: "با ما گفتگو کنید", placeholder: "پیام خود را بنویسید…", send: "ارسال", label: "پیام", close: "بستن گفتگو",
+    sending: "در حال ارسال…", sent: "ارسال شد", failed: "ارسال نشد", retry: "تلاش دوباره", you: "شما", typing: "{name} در حال نوشتن است…",
+    agent: "پشتیبانی", resolved: "این گفتگو حل شد. هر وقت خواستید دوباره بنویسید.",
+    offline: "در حال اتصال دوباره…", error: "خطایی رخ داد. دوباره تلاش کنید.", messages: "پیام‌ها" },
+  zh: { title: "在线咨询", placeholder: "输入消息…", send: "发送", label: "消息", close: "关闭聊天",
+    sending: "正在发送…", sent: "已发送", failed: "发送失败", retry: "重试", you: "您", typing: "{name} 正在输入…",
+    agent: "客服", resolved: "此会话已解决。如有需要，随时再次留言。",
+    offline: "正在重新连接…", error: "出错了，请重试。", messages: "消息" },
+};
+const lang = locale.split("-")[0] in STRINGS ? locale.split("-")[0] : "en";
+function t(key, values = {}) {
+  return (STRINGS[lang][key] || STRINGS.en[key]).replace(/\{(\w+)\}/g, (_, k) => values[k] ?? "");
+}
+
+const els = {
+  title: document.getElementById("title"),
+  tagline: document.getElementById("tagline"),
+  messages: document.getElementById("messages"),
+  typing: document.getElementById("typing"),
+  notice: document.getElementById("notice"),
+  form: document.getElementById("composer"),
+  text: document.getElementById("text"),
+  send: document.getElementById("send"),
+  close: document.getElementById("close"),
+};
+
+const state = {
+  visitor: loadVisitor(),
+  messages: new Map(),   // key -> message
+  lastId: 0,
+  ws: null,
+  attempt: 0,
+  open: false,
+  unread: 0,
+  caughtUp: false,
+  greeting: null,
+  typingTimer: null,
+  typingSent: 0,
+  typingIdle: null,
+};
+
+function loadVisitor() {
+  try { return JSON.parse(localStorage.getItem(STORAGE_KEY)); } catch { return null; }
+}
+function saveVisitor(visitor) {
+  state.visitor = visitor;
+  try { localStorage.setItem(STORAGE_KEY, JSON.stringify(visitor)); } catch { /* storage blocked: session only */ }
+}
+function forgetVisitor() {
+  state.visitor = null;
+  try { localStorage.removeItem(STORAGE_KEY); } catch { /* nothing kept */ }
+}
+function uuid() {
+  if (crypto.randomUUID) return crypto.randomUUID();
+  return Array.from(crypto.getRandomValues(new Uint8Array(16)), (b) => b.toString(16).padStart(2, "0")).join("");
+}
+function toParent(message) {
+  if (window.parent !== window) window.parent.postMessage(message, "*");
+}
+
+async function call(method, path, body, extraHeaders = {}) {
+  const headers = { Accept: "application/json", ...extraHeaders };
+  if (state.visitor) headers["X-Widget-Token"] = state.visitor.token;
+  if (body !== undefined) headers["Content-Type"] = "application/json";
+  const response = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+  const data = await response.json().catch(() => null);
+  if (!response.ok) {
+    const error = new Error((data && data.message) || `HTTP ${response.status}`);
+    error.status = response.status;
+    throw error;
+  }
+  return data;
+}
+
+// -- rendering -------------------------------------------------------------------------------
+function applyLanguage() {
+  document.documentElement.lang = lang === "zh" ? "zh-CN" : lang;
+  document.documentElement.dir = lang === "fa" ? "rtl" : "ltr";
+  els.text.placeholder = t("placeholder");
+  els.send.textContent = t("send");
+  document.getElementById("text-label").textContent = t("label");
+  els.close.setAttribute("aria-label", t("close"));
+  els.messages.setAttribute("aria-label", t("messages"));
+  els.title.textContent = t("title");
+}
+
+function applyConfig(config) {
+  els.title.textContent = config.welcome_title || t("title");
+  els.tagline.textContent = config.welcome_tagline || "";
+  if (/^#[0-9a-f]{6}$/i.test(config.widget_color || "")) {
+    document.documentElement.style.setProperty("--brand", config.widget_color);
+    // Dark text on a light brand colour, white on a dark one (WCAG contrast).
+    document.documentElement.style.setProperty("--brand-text", luminance(config.widget_color) > 0.21 ? "#1f2328" : "#ffffff");
+  }
+  state.greeting = config.greeting_message || null;
+  toParent({ type: "postroom:config", color: config.widget_color });
+  render();
+}
+
+function luminance(hex) {
+  const channel = (i) => {
+    const c = parseInt(hex.slice(i, i + 2), 16) / 255;
+    return c <= 0.03928 ? c / 12.92 : ((c + 0.055) / 1.055) ** 2.4;
+  };
+  return 0.2126 * channel(1) + 0.7152 * channel(3) + 0.0722 * channel(5);
+}
+
+function keyOf(message) {
+  return message.id ? `m${message.id}` : `e${message.echo_id}`;
+}
+
+function addMessage(message, { live = false } = {}) {
+  if (message.echo_id && state.messages.has(`e${message.echo_id}`)) state.messages.delete(`e${message.echo_id}`);
+  const key = keyOf(message);
+  const isNew = !state.messages.has(key);
+  state.messages.set(key, { ...state.messages.get(key), ...message });
+  if (message.id) state.lastId = Math.max(state.lastId, message.id);
+  if (live && isNew && message.id && message.message_type !== "incoming" && !message._local) {
+    if (!state.open || document.visibilityState === "hidden") {
+      state.unread += 1;
+      toParent({ type: "postroom:unread", count: state.unread });
+    }
+    els.typing.textContent = "";
+  }
+  render();
+}
+
+function render() {
+  const list = els.messages;
+  const items = [];
+  if (state.greeting) {
+    items.push(bubble({ kind: "greeting", who: t("agent"), text: state.greeting }));
+  }
+  const sorted = [...state.messages.values()].sort((a, b) =>
+    (a.id && b.id) ? a.id - b.id : a.id ? -1 : b.id ? 1 : a.created_at - b.created_at);
+  for (const message of sorted) {
+    const mine = message.message_type === "incoming";
+    const status = message._local || (mine ? "sent" : null);
+    const item = bubble({
+      kind: mine ? "visitor" : "agent",
+      who: mine ? null : (message.sender?.name || t("agent")),
+      text: message.deleted ? "—" : (message.content || ""),
+      id: message.id,
+      status: mine ? status : null,
+      retry: status === "failed" ? () => post(message) : null,
+      time: message.created_at,
+    });
+    items.push(item);
+  }
+  list.replaceChildren(...items);
+  list.scrollTop = list.scrollHeight;
+}
+
+function bubble({ kind, who, text, id, status, retry, time }) {
+  const li = document.createElement("li");
+  li.className = `msg ${kind}`;
+  if (id) li.dataset.id = id;
+  if (who) {
+    const name = document.createElement("span");
+    name.className = "who";
+    name.dir = "auto";
+    name.textContent = who;
+    li.append(name);
+  }
+  const p = document.createElement("p");
+  p.className = "bubble";
+  p.dir = "auto";
+  p.textContent = text;
+  li.append(p);
+  const meta = document.createElement("span");
+  meta.className = "meta";
+  const parts = [];
+  if (time) parts.push(new Intl.DateTimeFormat(lang, { hour: "2-digit", minute: "2-digit" }).format(new Date(time * 1000)));
+  if (status) parts.push(t(status === "pending" ? "sending" : status));
+  meta.textContent = parts.join(" · ");
+  if (status) {
+    meta.dataset.status = status;
+    if (status === "failed") meta.classList.add("failed");
+  }
+  if (retry) {
+    const button = document.createElement("button");
+    button.type = "button";
+    button.textContent = t("retry");
+    button.addEventListener("click", retry);
+    meta.append(" ", button);
+  }
+  if (parts.length) li.append(meta);
+  return li;
+}
+
+// -- sending -------------------------------------------------------------------------------------
+async function ensureVisitor() {
+  if (state.visitor) return state.visitor;
+  const visitor = await call("POST", "/widget/api/visitors", { website_token: websiteToken, page_url: pageUrl, locale });
+  saveVisitor({ token: visitor.token, source_id: visitor.source_id });
+  connect();
+  return state.visitor;
+}
+
+async function post(message) {
+  message._local = "pending";
+  render();
+  try {
+    await ensureVisitor();
+    const saved = await call("POST", "/widget/api/messages", { content: message.content, echo_id: message.echo_id },
+      { "Idempotency-Key": message.echo_id });
+    addMessage({ ...saved, _local: "sent" });
+    els.notice.textContent = "";
+  } catch (error) {
+    if (error.status === 401) forgetVisitor();
+    const pending = state.messages.get(`e${message.echo_id}`);
+    if (pending) pending._local = "failed";
+    els.notice.textContent = error.status === 429 ? error.message : "";
+    render();
+  }
+}
+
+function send() {
+  const content = els.text.value;
+  if (!content.trim()) return;
+  els.text.value = "";
+  stopTyping();
+  const echo = uuid();
+  const message = { echo_id: echo, content, message_type: "incoming", created_at: Math.floor(Date.now() / 1000), _local: "pending" };
+  state.messages.set(`e${echo}`, message);
+  post(message);
+}
+
+function typing() {
+  if (!state.ws || state.ws.readyState !== WebSocket.OPEN) return;
+  const now = Date.now();
+  if (now - state.typingSent > 3000) {
+    state.typingSent = now;
+    state.ws.send(JSON.stringify({ action: "typing", on: true }));
+  }
+  clearTimeout(state.typingIdle);
+  state.typingIdle = setTimeout(stopTyping, 4000);
+}
+
+function stopTyping() {
+  clearTimeout(state.typingIdle);
+  if (state.typingSent && state.ws && state.ws.readyState === WebSocket.OPEN) {
+    state.ws.send(JSON.stringify({ action: "typing", on: false }));
+  }
+  state.typingSent = 0;
+}
+
+// -- live ------------------------------------------------------------------------------------------
+async function catchUp() {
+  if (!state.visitor) return;
+  try {
+    const answer = await call("GET", `/widget/api/messages${state.lastId ? `?after=${state.lastId}` : ""}`);
+    for (const message of answer.messages) addMessage(message, { live: state.caughtUp });
+    state.caughtUp = true;
+  } catch (error) {
+    if (error.status === 401) { forgetVisitor(); state.ws?.close(); }
+  }
+}
+
+function connect() {
+  if (!state.visitor || state.ws) return;
+  const scheme = location.protocol === "https:" ? "wss:" : "ws:";
+  const ws = new WebSocket(`${scheme}//${location.host}/widget/api/stream?token=${encodeURIComponent(state.visitor.token)}`);
+  state.ws = ws;
+  ws.onmessage = (event) => {
+    let frame;
+    try { frame = JSON.parse(event.data); } catch { return; }
+    if (frame.event === "ready") {
+      state.attempt = 0;
+      els.notice.textContent = "";
+      catchUp();
+    } else if (frame.event === "message.created" || frame.event === "message.updated") {
+      addMessage(frame.data, { live: true });
+    } else if (frame.event === "typing") {
+      clearTimeout(state.typingTimer);
+      els.typing.textContent = frame.data.on ? t("typing", { name: t("agent") }) : "";
+      if (frame.data.on) state.typingTimer = setTimeout(() => { els.typing.textContent = ""; }, 6000);
+    } else if (frame.event === "conversation.status") {
+      els.notice.textContent = frame.data.status === "resolved" ? t("resolved") : "";
+    }
+  };
+  ws.onclose = (event) => {
+    if (state.ws !== ws) return;
+    state.ws = null;
+    if (event.code === 4401) { forgetVisitor(); return; }
+    if (!state.visitor) return;
+    els.notice.textContent = t("offline");
+    const delay = Math.min(15000, 500 * 2 ** state.attempt) * (0.5 + Math.random() / 2);
+    state.attempt += 1;
+    setTimeout(connect, delay);
+  };
+}
+
+// -- wiring -----------------------------------------------------------------------------------------
+els.form.addEventListener("submit", (event) => { event.preventDefault(); send(); });
+els.text.addEventListener("keydown", (event) => {
+  if (event.key === "Enter" && !event.shiftKey && !event.isComposing && event.keyCode !== 229) {
+    event.preventDefault();
+    send();
+  } else if (event.key === "Escape") {
+    toParent({ type: "postroom:close" });
+  }
+});
+els.text.addEventListener("input", typing);
+els.close.addEventListener("click", () => toParent({ type: "postroom:close" }));
+window.addEventListener("message", (event) => {
+  if (event.source !== window.parent) return;
+  const type = event.data && event.data.type;
+  if (type === "postroom:open") {
+    state.open = true;
+    state.unread = 0;
+    toParent({ type: "postroom:unread", count: 0 });
+    els.text.focus();
+    render();
+  } else if (type === "postroom:close") {
+    state.open = false;
+  }
+});
+if (window.parent === window) state.open = true;  // opened on its own (not embedded)
+
+applyLanguage();
+(async () => {
+  try {
+    applyConfig(await call("GET", `/widget/api/config?website_token=${encodeURIComponent(websiteToken)}`));
+  } catch {
+    els.notice.textContent = t("error");
+  }
+  if (state.visitor) {
+    await catchUp();
+    connect();
+  }
+})();
+window.postroomWidget = { state };
