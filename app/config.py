@@ -54,6 +54,21 @@ class Settings(BaseSettings):
                                    "at which sla.warning is sent, comma-separated.")
     stream_catch_up_seconds: float = Field(default=1.0, description="How often each process "
                                            "reads the event log even without a wake-up.")
+    connector_runner: bool = Field(default=True, description="Poll pulled channels (Telegram) "
+                                   "and send their replies from this process.")
+    connector_lease_seconds: float = Field(default=30.0, description="How long a process's claim "
+                                           "on an inbox lasts without a heartbeat; a dead owner's "
+                                           "inboxes move to another process after this.")
+    connector_scan_seconds: float = Field(default=5.0, description="How often the runner renews "
+                                          "its leases and looks for inboxes to claim.")
+    connector_backoff: str = Field(default="1,2,5,15,30,60,120,300", description="Seconds between "
+                                   "retries after connector errors (jittered), comma-separated; "
+                                   "the last repeats.")
+    connector_auth_retry_seconds: float = Field(default=900.0, description="Retry an inbox whose "
+                                                "credentials were refused after this long (at once "
+                                                "when its settings change).")
+    connector_send_give_up_seconds: float = Field(default=24 * 3600.0, description="A reply that "
+                                                  "could not be sent for this long is marked failed.")
     log_format: str = Field(default="text", pattern="^(text|json)$")
     log_level: str = "INFO"
     page_size: int = 25
@@ -68,6 +83,11 @@ class Settings(BaseSettings):
     def sla_warning_leads_seconds(self) -> tuple[float, ...]:
         """The warning lead times as numbers."""
         return tuple(float(x) for x in self.sla_warning_leads.split(",") if x.strip())
+
+    @property
+    def connector_backoff_seconds(self) -> list[float]:
+        """The connector retry schedule as numbers."""
+        return [float(x) for x in self.connector_backoff.split(",") if x.strip()] or [30.0]
 
     @property
     def webhook_backoff_seconds(self) -> list[float]:

@@ -18,8 +18,11 @@ from app.api import (
     ops,
     profile,
     public,
+    sla,
     teams,
+    web,
     webhooks,
+    widget,
 )
 from app.api.errors import install_error_handlers
 from app.config import Settings, get_settings
@@ -27,8 +30,10 @@ from app.logs import RequestLogMiddleware
 from app.realtime import stream
 from app.realtime.broker import broker_for
 from app.realtime.hub import Hub
+from app.sla.scheduler import SlaScheduler
 from app.webhooks.worker import WebhookWorker
 from app.runtime import Runtime
+from app.runner import ConnectorRunner
 
 DESCRIPTION = """
 Postroom's REST API. Paths, parameters and JSON shapes follow Chatwoot's Application
@@ -55,9 +60,18 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         worker = WebhookWorker(runtime.db, runtime.box, settings)
         app.state.hub.wake_listeners.append(worker.wake)
         await worker.start()
+        scheduler = SlaScheduler(runtime.db, leads=settings.sla_warning_leads_seconds)
+        await scheduler.start()
+        runner = ConnectorRunner(runtime.db, runtime.store, runtime.box, settings) if settings.connector_runner else None
+        if runner is not None:  # pull loops and reply dispatch (docs/connectors.md)
+            app.state.hub.wake_listeners.append(runner.wake)
+            await runner.start()
         try:
             yield
         finally:
+            if runner is not None:
+                await runner.stop()
+            await scheduler.stop()
             await worker.stop()
             await app.state.hub.stop()
             if own:
@@ -68,8 +82,10 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     app.state.hub = None
     install_error_handlers(app)
     for module in (ops, profile, agents, inboxes, contacts, conversations, messages, teams, catalog,
-                   webhooks, public, stream):
+                   webhooks, public, sla, stream, web, widget):
         app.include_router(module.router)
+    # The agents' inbox page (served at / by ops.home) and the widget's assets.
+    app.mount("/web", web.WebFiles(directory=widget.WEB_DIR), name="web")
 
     app.add_middleware(RequestLogMiddleware)
     return app

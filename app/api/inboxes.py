@@ -30,12 +30,18 @@ async def _visible_inbox(session: Any, principal: Any, inbox_id: int) -> Any:
 async def list_inboxes(account_id: int, request: Request, principal: PrincipalDep, session: SessionDep) -> dict[str, Any]:
     only = None if principal.is_admin else principal.inbox_ids
     rows = await inbox_service.list_inboxes(session, account_id, only)
-    return {"payload": [inbox_json(i, public_base_url=_base(request)) for i in rows]}
+    states = await inbox_service.connections(session, rows)
+    return {"payload": [inbox_json(i, public_base_url=_base(request), connection=states.get(i.id)) for i in rows]}
+
+
+async def _present(session: Any, inbox: Any, request: Request) -> dict[str, Any]:
+    states = await inbox_service.connections(session, [inbox])
+    return inbox_json(inbox, public_base_url=_base(request), connection=states.get(inbox.id))
 
 
 @router.get("/inboxes/{inbox_id}", summary="Get an inbox")
 async def get_inbox(account_id: int, inbox_id: int, request: Request, principal: PrincipalDep, session: SessionDep) -> dict[str, Any]:
-    return inbox_json(await _visible_inbox(session, principal, inbox_id), public_base_url=_base(request))
+    return await _present(session, await _visible_inbox(session, principal, inbox_id), request)
 
 
 @router.post("/inboxes", summary="Create an inbox for a channel (administrators)")
@@ -46,7 +52,7 @@ async def create_inbox(
         session, runtime.box, account_id, name=body.name, channel=body.channel,
         fields=body.model_dump(exclude={"name", "channel"}, exclude_none=True),
     )
-    return inbox_json(inbox, public_base_url=_base(request))
+    return await _present(session, inbox, request)
 
 
 @router.patch("/inboxes/{inbox_id}", summary="Change an inbox (administrators)")
@@ -59,7 +65,7 @@ async def update_inbox(
         session, runtime.box, inbox,
         fields=body.model_dump(exclude={"channel"}, exclude_none=True), channel=body.channel,
     )
-    return inbox_json(inbox, public_base_url=_base(request))
+    return await _present(session, inbox, request)
 
 
 @router.delete("/inboxes/{inbox_id}", summary="Delete an inbox and its conversations (administrators)")

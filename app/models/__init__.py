@@ -11,7 +11,7 @@ from app.models.conversations import (
     Message,
 )
 from app.models.events import Event
-from app.models.inboxes import ConnectorCursor, Inbox, InboxMember
+from app.models.inboxes import ConnectorCursor, ConnectorState, Inbox, InboxMember
 from app.models.sla import BusinessCalendarRow, SlaClock, SlaPolicy
 from app.models.webhooks import (
     AgentBot,
@@ -38,6 +38,7 @@ __all__ = [
     "Base",
     "CannedResponse",
     "ConnectorCursor",
+    "ConnectorState",
     "Contact",
     "ContactInbox",
     "ContactLabel",

@@ -65,3 +65,36 @@ class ConnectorCursor(Base):
     name: Mapped[str] = mapped_column(String(64), primary_key=True, default="default")
     value: Mapped[dict[str, Any]] = mapped_column(default=dict)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class ConnectorState(Base):
+    """How a pulled inbox is doing, and which process polls it (the lease).
+
+    One row per inbox the runner polls. ``lease_owner`` / ``lease_until`` make exactly
+    one process poll an inbox: the owner renews the lease with heartbeats; when it dies
+    the lease runs out and another process claims the row. The state is what
+    administrators see in the inbox API: ``starting``, ``connected``, ``backing_off``,
+    ``auth_failed`` or ``disabled``.
+    """
+
+    __tablename__ = "connector_states"
+
+    inbox_id: Mapped[int] = mapped_column(
+        ForeignKey("inboxes.id", ondelete="CASCADE"), primary_key=True
+    )
+    state: Mapped[str] = mapped_column(String(16), default="starting")
+    last_error: Mapped[str | None] = mapped_column(Text)
+    last_error_at: Mapped[datetime | None]
+    #: The last fetch that succeeded (with or without new messages).
+    last_fetch_at: Mapped[datetime | None]
+    #: While backing off: when the next attempt is due.
+    next_attempt_at: Mapped[datetime | None]
+    #: Errors in a row since the last successful fetch.
+    failures: Mapped[int] = mapped_column(default=0)
+    #: When the "not fetched for a long time" warning was emitted (once per silence).
+    stale_warned_at: Mapped[datetime | None]
+    lease_owner: Mapped[str | None] = mapped_column(String(255))
+    lease_until: Mapped[datetime | None]
+    heartbeat_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)

@@ -15,7 +15,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth.secrets_box import SecretsBox
 from app.errors import Invalid, NotFound
-from app.models import Inbox, InboxMember, User
+from app.models import ConnectorState, Inbox, InboxMember, User
+from app.tickets.presenters import connection_json
+from connectors.registry import pulled_channel_types
 
 #: Channel types the inbox API accepts (Chatwoot's names where Chatwoot has them).
 CHANNEL_TYPES = (
@@ -115,6 +117,16 @@ async def list_inboxes(session: AsyncSession, account_id: int, only: frozenset[i
     if only is not None:
         query = query.where(Inbox.id.in_(sorted(only)))
     return list(await session.scalars(query))
+
+
+async def connections(session: AsyncSession, inboxes: list[Inbox]) -> dict[int, dict[str, Any]]:
+    """The connection state of the pulled inboxes among ``inboxes`` (for ``inbox_json``)."""
+    pulled = [i.id for i in inboxes if i.channel_type in pulled_channel_types()]
+    if not pulled:
+        return {}
+    rows = {s.inbox_id: s for s in await session.scalars(
+        select(ConnectorState).where(ConnectorState.inbox_id.in_(pulled)))}
+    return {inbox_id: connection_json(rows.get(inbox_id)) for inbox_id in pulled}
 
 
 async def delete_inbox(session: AsyncSession, inbox: Inbox) -> None:

@@ -12,6 +12,7 @@ from typing import Any
 from app.models import (
     Attachment,
     CannedResponse,
+    ConnectorState,
     Contact,
     ContactInbox,
     Conversation,
@@ -105,8 +106,33 @@ def canned_response_json(item: CannedResponse) -> dict[str, Any]:
     }
 
 
-def inbox_json(inbox: Inbox, *, public_base_url: str = "") -> dict[str, Any]:
-    """An inbox, with its channel's non-secret settings (never its credentials)."""
+def connection_json(state: ConnectorState | None) -> dict[str, Any]:
+    """How a pulled inbox's connection is doing (the runner's state row)."""
+    if state is None:
+        return {"state": "starting", "last_error": None, "last_error_at": None,
+                "last_fetch_at": None, "next_attempt_at": None}
+    return {
+        "state": state.state,
+        "last_error": state.last_error,
+        "last_error_at": _iso(state.last_error_at),
+        "last_fetch_at": _iso(state.last_fetch_at),
+        "next_attempt_at": _iso(state.next_attempt_at) if state.state in ("backing_off", "auth_failed") else None,
+    }
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def inbox_json(
+    inbox: Inbox, *, public_base_url: str = "", connection: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """An inbox, with its channel's non-secret settings (never its credentials).
+
+    ``connection`` (pulled channels: see :func:`connection_json`) adds the runner's view
+    of the channel, and Chatwoot's ``reauthorization_required`` when its credentials
+    were refused.
+    """
     settings = dict(inbox.settings or {})
     body: dict[str, Any] = {
         "id": inbox.id,
@@ -143,6 +169,9 @@ def inbox_json(inbox: Inbox, *, public_base_url: str = "") -> dict[str, Any]:
             f'<script src="{public_base_url}/widget/sdk.js" '
             f'data-website-token="{inbox.identifier}" async></script>'
         )
+    if connection is not None:
+        body["connection"] = connection
+        body["reauthorization_required"] = connection["state"] == "auth_failed"
     for key, value in settings.items():
         body.setdefault(key, value)
     return body

@@ -20,15 +20,17 @@ from app.models import Conversation, Inbox, Message, utcnow
 from app.sla import hooks as sla_hooks
 from app.sla.engine import reply_permission
 from app.tickets.views import present_messages
+from connectors.registry import dispatched_channel_types
 
-#: Channel types whose replies a dispatcher delivers (filled as connectors land).
-DISPATCHED_CHANNELS: set[str] = set()
+#: Channel types whose replies a dispatcher delivers (the connector registry's).
+DISPATCHED_CHANNELS: set[str] = set(dispatched_channel_types())
 MAX_CONTENT_CHARS = 150_000
 
 
-async def _queue_message_event(
+async def queue_message_event(
     session: AsyncSession, conversation: Conversation, message: Message, event_type: str
 ) -> dict[str, Any]:
+    """Queue ``message.created`` / ``message.updated`` for a message of ``conversation``."""
     await session.flush()
     (body,) = await present_messages(session, [message], {conversation.id: conversation.display_id})
     body["conversation"] = {
@@ -65,7 +67,7 @@ async def add_activity(session: AsyncSession, conversation: Conversation, text: 
         additional_attributes={},
     )
     session.add(message)
-    await _queue_message_event(session, conversation, message, "message.created")
+    await queue_message_event(session, conversation, message, "message.created")
     return message
 
 
@@ -150,7 +152,7 @@ async def create_message(
         session, conversation, inbox, private=private, at=now,
         author="contact" if incoming else ("bot" if principal.is_bot else "person"),
     )
-    await _queue_message_event(session, conversation, message, "message.created")
+    await queue_message_event(session, conversation, message, "message.created")
     return message, True
 
 
@@ -184,7 +186,7 @@ async def update_message(
         raise Invalid("content can't be blank", field="content")
     message.content = content
     message.content_attributes = {**(message.content_attributes or {}), "edited": True}
-    await _queue_message_event(session, conversation, message, "message.updated")
+    await queue_message_event(session, conversation, message, "message.updated")
 
 
 async def delete_message(session: AsyncSession, conversation: Conversation, message: Message) -> None:
@@ -192,7 +194,7 @@ async def delete_message(session: AsyncSession, conversation: Conversation, mess
     message.content = "This message was deleted"
     message.html_content = None
     message.content_attributes = {**(message.content_attributes or {}), "deleted": True}
-    await _queue_message_event(session, conversation, message, "message.updated")
+    await queue_message_event(session, conversation, message, "message.updated")
 
 
 async def list_messages(

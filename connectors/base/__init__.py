@@ -1,10 +1,20 @@
-"""What every connector speaks: the platform-neutral inbound and outbound messages.
+"""What every connector speaks: the platform-neutral messages, the connector interface
+and its typed errors.
 
 Connectors never touch the database. They turn platform data into
 :class:`InboundMessage` and :class:`OutboundMessage` into platform calls; the service
-(``app.tickets``) decides what to store.
+(``app.tickets``) decides what to store, and the runner (``app.runner``) drives them.
 """
 
+from connectors.base.connector import ConnectorConfig, Cursor, PullConnector, redact
+from connectors.base.errors import (
+    AuthFailed,
+    ConnectorError,
+    NotConfigured,
+    PermanentSendError,
+    RateLimited,
+    TransientError,
+)
 from connectors.base.messages import (
     InboundAttachment,
     InboundMessage,
@@ -12,4 +22,19 @@ from connectors.base.messages import (
     SenderIdentity,
 )
 
-__all__ = ["InboundAttachment", "InboundMessage", "OutboundMessage", "SenderIdentity"]
+__all__ = [
+    "AuthFailed",
+    "ConnectorConfig",
+    "ConnectorError",
+    "Cursor",
+    "InboundAttachment",
+    "InboundMessage",
+    "NotConfigured",
+    "OutboundMessage",
+    "PermanentSendError",
+    "PullConnector",
+    "RateLimited",
+    "SenderIdentity",
+    "TransientError",
+    "redact",
+]

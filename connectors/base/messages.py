@@ -66,6 +66,9 @@ class InboundMessage(BaseModel):
     metadata: dict[str, Any] = Field(default_factory=dict)
     #: Conversation attributes the platform knows (order id, product, …).
     conversation_attributes: dict[str, Any] = Field(default_factory=dict)
+    #: A new version of the message ``source_id`` delivered before (Telegram's
+    #: ``edited_message``): its ``text`` replaces the stored one; nothing new is stored.
+    edited: bool = False
 
 
 class OutboundMessage(BaseModel):
