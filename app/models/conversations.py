@@ -65,12 +65,19 @@ class Conversation(Base):
         UniqueConstraint("account_id", "display_id"),
         Index("ix_conversations_next_due", "account_id", "next_due_at"),
         # Keyset pagination of the list: newest activity first, by inbox and status …
+        # (PostgreSQL: assignee_id rides along, so the list's counts of mine, unassigned
+        # and assigned are index-only scans.)
         Index(
             "ix_conversations_list_inbox",
             "account_id", "inbox_id", "status", "last_activity_at", "id",
+            postgresql_include=["assignee_id"],
         ),
         # … across the account …
-        Index("ix_conversations_list_account", "account_id", "status", "last_activity_at", "id"),
+        Index(
+            "ix_conversations_list_account",
+            "account_id", "status", "last_activity_at", "id",
+            postgresql_include=["assignee_id"],
+        ),
         # … and per assignee (the "mine" tab).
         Index(
             "ix_conversations_list_assignee",
