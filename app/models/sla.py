@@ -99,6 +99,8 @@ class SlaClock(Base):
         UniqueConstraint("conversation_id", "kind", "cycle"),
         Index("ix_sla_clocks_next_check", "next_check_at", "id", postgresql_where=text("status = 'active'"),
               sqlite_where=text("status = 'active'")),
-        Index(None, "account_id", "status", "due_at"),
+        # The risk view: an account's running clocks (active or breached, not ended) by due time.
+        Index("ix_sla_clocks_open_by_due", "account_id", "due_at", postgresql_where=text("ended_at IS NULL"),
+              sqlite_where=text("ended_at IS NULL")),
         Index(None, "account_id", "ended_at"),
     )
