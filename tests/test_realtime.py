@@ -239,9 +239,14 @@ async def test_client_survives_kill_9_of_its_server_without_loss_or_duplicates(s
                 response = await http.post(tenant.path(f"/conversations/{number}/messages"), json={"content": f"burst {i}"})
                 assert response.status_code == 200
 
-    sender = asyncio.create_task(burst())
+    sender = None
     try:
         async with stream(a.ws_base, tenant) as ws:
+            # The burst starts once the stream is open: a stream without ``since`` carries
+            # only what is dispatched after it connects.
+            await ws.send(json.dumps({"action": "heartbeat"}))
+            await frames_until(ws, lambda fs: any(f["event"] == "presence.update" for f in fs))
+            sender = asyncio.create_task(burst())
             with pytest.raises(ConnectionClosed):
                 async with asyncio.timeout(30):
                     while True:
@@ -252,7 +257,8 @@ async def test_client_survives_kill_9_of_its_server_without_loss_or_duplicates(s
         async with stream(b.ws_base, tenant, query=f"?since={last_seq}") as ws:
             received += await frames_until(ws, lambda fs: len(created(received + fs, "burst")) >= total, timeout=60)
     finally:
-        await sender
+        if sender is not None:
+            await sender
     seqs = [f["seq"] for f in received if f["seq"] is not None]
     assert len(seqs) == len(set(seqs)), "a frame arrived twice"
     assert [f["data"]["content"] for f in created(received, "burst")] == [f"burst {i}" for i in range(total)]
