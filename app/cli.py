@@ -27,6 +27,7 @@ def _serve(args: argparse.Namespace) -> int:
         base = f"http://{host}:{args.port}"
         print(
             f"\nPostroom is starting on {base}\n"
+            f"  Inbox:      {base}/\n"
             f"  API docs:   {base}/docs\n"
             f"  Log in as:  {login.email} / {login.password}  (account {login.account_id})\n"
             + (f"  API token:  {login.access_token}\n" if login.access_token else
@@ -37,7 +38,7 @@ def _serve(args: argparse.Namespace) -> int:
     from app.main import create_app
 
     uvicorn.run(create_app(settings), host=args.host, port=args.port, log_config=None,
-                proxy_headers=True, ws="websockets")
+                proxy_headers=True, ws="websockets-sansio", ws_per_message_deflate=settings.stream_compression)
     return 0
 
 

@@ -39,6 +39,9 @@ class Settings(BaseSettings):
                                    "before a slow client is closed with 4008.")
     stream_max_connections_per_user: int = 20
     stream_idle_timeout_seconds: float = 300.0
+    stream_compression: bool = Field(default=False, description="Offer permessage-deflate on "
+                                     "websockets: less bandwidth, ~2x the CPU per delivered frame "
+                                     "and a zlib state per connection (docs/performance.md).")
     webhook_backoff: str = Field(
         default="5,30,120,600,1800,3600,7200,14400,28800,43200",
         description="Seconds between webhook retries, comma-separated; the last repeats.",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gc
+
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -66,6 +68,11 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         if runner is not None:  # pull loops and reply dispatch (docs/connectors.md)
             app.state.hub.wake_listeners.append(runner.wake)
             await runner.start()
+        if own:
+            # Start-up objects (modules, routes, pools) live as long as the process: keep
+            # the collector from re-scanning them, which made full collections 0.3-0.8 s
+            # pauses under websocket load (docs/performance.md, "Realtime fan-out").
+            gc.freeze()
         try:
             yield
         finally:

@@ -165,7 +165,9 @@ async def _listen(websocket: WebSocket, hub: Hub, subscriber: Subscriber, idle_t
     """Client actions: typing and heartbeats. Closing, or silence past the idle timeout, ends it."""
     while True:
         try:
-            raw = await asyncio.wait_for(websocket.receive_text(), idle_timeout)
+            # asyncio.timeout, not wait_for: no extra task per connection while it waits.
+            async with asyncio.timeout(idle_timeout):
+                raw = await websocket.receive_text()
         except TimeoutError:
             await websocket.close(code=1001)
             return

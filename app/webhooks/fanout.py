@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import Row, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db import Database
@@ -20,14 +20,19 @@ from app.webhooks.events import ACCOUNT_EVENTS, is_bot_relevant, webhook_names, 
 
 CURSOR = "webhooks"
 BATCH = 500
+#: What fan-out reads of an event (rows, not ORM objects: cheaper to load).
+EVENT_COLUMNS = (Event.seq, Event.account_id, Event.inbox_id, Event.conversation_id, Event.event_type,
+                 Event.payload, Event.created_at)
 
 
 async def _locked_cursor(session: AsyncSession) -> DispatchCursor:
-    await session.execute(_insert_ignore(session))
     query = select(DispatchCursor).where(DispatchCursor.name == CURSOR)
     if session.bind.dialect.name == "postgresql":
         query = query.with_for_update()
     cursor = await session.scalar(query)
+    if cursor is None:  # the first pass ever (or a race with another process's first pass)
+        await session.execute(_insert_ignore(session))
+        cursor = await session.scalar(query)
     assert cursor is not None
     return cursor
 
@@ -43,39 +48,47 @@ def _insert_ignore(session: AsyncSession) -> Any:
 
 
 async def fan_out(db: Database) -> int:
-    """Create the deliveries of the next batch of events; returns how many events it read."""
+    """Create the deliveries of the next batch of events; returns how many events it read
+    (fewer than :data:`BATCH`: there were no more)."""
     async with db.write_session() as session:
-        cursor = await _locked_cursor(session)
-        events = list(await session.scalars(
-            select(Event).where(Event.seq > cursor.last_seq).order_by(Event.seq).limit(BATCH)
-        ))
-        if not events:
-            return 0
-        accounts = {e.account_id for e in events}
-        webhooks = list(await session.scalars(
-            select(Webhook).where(Webhook.account_id.in_(accounts), Webhook.active.is_(True))
-        ))
-        rows: list[dict[str, Any]] = []
-        if webhooks:
-            rows = await _deliveries(session, events, webhooks)
-        if rows:
-            await session.execute(insert(WebhookDelivery), rows)
-        cursor.last_seq = events[-1].seq
-        return len(events)
+        return await fan_out_in(session)
 
 
-async def _deliveries(session: AsyncSession, events: list[Event], webhooks: list[Webhook]) -> list[dict[str, Any]]:
+async def fan_out_in(session: AsyncSession) -> int:
+    """:func:`fan_out` inside the caller's write transaction (the webhook worker claims in
+    the same one); the cursor stays locked until that transaction ends."""
+    cursor = await _locked_cursor(session)
+    events = list((await session.execute(
+        select(*EVENT_COLUMNS).where(Event.seq > cursor.last_seq).order_by(Event.seq).limit(BATCH)
+    )).all())
+    if not events:
+        return 0
+    accounts = {e.account_id for e in events}
+    webhooks = list(await session.scalars(
+        select(Webhook).where(Webhook.account_id.in_(accounts), Webhook.active.is_(True))
+    ))
+    rows: list[dict[str, Any]] = []
+    if webhooks:
+        rows = await _deliveries(session, events, webhooks)
+    if rows:
+        await session.execute(insert(WebhookDelivery), rows)
+    cursor.last_seq = events[-1].seq
+    return len(events)
+
+
+async def _deliveries(session: AsyncSession, events: list[Row[Any]], webhooks: list[Webhook]) -> list[dict[str, Any]]:
     account_names = dict((await session.execute(
         select(Account.id, Account.name).where(Account.id.in_({w.account_id for w in webhooks}))
     )).all())
-    bots = {bot.id: bot for bot in await session.scalars(
-        select(AgentBot).where(AgentBot.id.in_({w.agent_bot_id for w in webhooks if w.agent_bot_id}))
-    )}
+    bot_ids = {w.agent_bot_id for w in webhooks if w.agent_bot_id}
+    bots: dict[int, AgentBot] = {}
     bot_inboxes: dict[int, set[int]] = {}
-    for inbox_id, bot_id in (await session.execute(
-        select(AgentBotInbox.inbox_id, AgentBotInbox.agent_bot_id).where(AgentBotInbox.agent_bot_id.in_(bots))
-    )).all():
-        bot_inboxes.setdefault(bot_id, set()).add(inbox_id)
+    if bot_ids:
+        bots = {bot.id: bot for bot in await session.scalars(select(AgentBot).where(AgentBot.id.in_(bot_ids)))}
+        for inbox_id, bot_id in (await session.execute(
+            select(AgentBotInbox.inbox_id, AgentBotInbox.agent_bot_id).where(AgentBotInbox.agent_bot_id.in_(bots))
+        )).all():
+            bot_inboxes.setdefault(bot_id, set()).add(inbox_id)
 
     by_account: dict[int, list[Webhook]] = {}
     for webhook in webhooks:
@@ -110,7 +123,7 @@ async def _deliveries(session: AsyncSession, events: list[Event], webhooks: list
     return rows
 
 
-def _wants(webhook: Webhook, name: str, event: Event, bots: dict[int, AgentBot], bot_inboxes: dict[int, set[int]]) -> bool:
+def _wants(webhook: Webhook, name: str, event: Row[Any], bots: dict[int, AgentBot], bot_inboxes: dict[int, set[int]]) -> bool:
     if webhook.webhook_type == "account":
         return name in (webhook.subscriptions or ACCOUNT_EVENTS) and name in ACCOUNT_EVENTS
     if webhook.webhook_type == "api_inbox":
