@@ -3,8 +3,9 @@
 A pass claims due deliveries whose conversation has no earlier delivery still pending
 (so one conversation's events arrive in order, even across retries), leases them for a
 minute (``FOR UPDATE SKIP LOCKED`` on PostgreSQL, so several processes share the work
-and none sends a delivery another holds), sends them concurrently, and records each
-attempt. 2xx is delivered; network errors, 5xx and 429 are retried on the
+and none sends a delivery another holds), sends them concurrently, and records the
+pass's attempts in one transaction (one commit per pass, not per delivery: on SQLite
+every write transaction waits for the one writer). 2xx is delivered; network errors, 5xx and 429 are retried on the
 ``POSTROOM_WEBHOOK_BACKOFF`` schedule with jitter (429's ``Retry-After`` honoured) until
 ``POSTROOM_WEBHOOK_GIVE_UP_SECONDS``; other answers fail for good. A webhook failing for
 that long is disabled, and a ``webhook.disabled`` event says so.
@@ -108,7 +109,8 @@ class WebhookWorker:
             fanned += read
         claimed = await self._claim()
         if claimed:
-            await asyncio.gather(*(self._deliver(d, w) for d, w in claimed))
+            outcomes = await asyncio.gather(*(self._deliver(d, w) for d, w in claimed))
+            await self._record_all([(d.id, w.id, outcome) for (d, w), outcome in zip(claimed, outcomes)])
         return bool(fanned or claimed)
 
     async def _claim(self) -> list[tuple[WebhookDelivery, Webhook]]:
@@ -157,11 +159,14 @@ class WebhookWorker:
             secrets_.append(self.box.open(webhook.previous_secret_encrypted)["secret"])
         return secrets_
 
-    async def _deliver(self, delivery: WebhookDelivery, webhook: Webhook) -> None:
+    async def _deliver(self, delivery: WebhookDelivery, webhook: Webhook) -> Outcome:
         body = json.dumps(delivery.payload, ensure_ascii=False, separators=(",", ":")).encode()
         headers = sign_headers(self._secrets(webhook), f"msg_{delivery.id}", body)
-        outcome = await self._send(webhook.url, body, headers)
-        await self._record(delivery.id, webhook.id, outcome)
+        try:
+            return await self._send(webhook.url, body, headers)
+        except Exception as exc:  # noqa: BLE001 - one bad delivery must not lose the pass's records
+            log.exception("webhook delivery %s failed unexpectedly", delivery.id)
+            return Outcome(False, True, None, f"{type(exc).__name__}: {exc}"[:500], None, 0.0)
 
     async def _send(self, url: str, body: bytes, headers: dict[str, str]) -> Outcome:
         started = time.perf_counter()
@@ -200,43 +205,51 @@ class WebhookWorker:
             delay = max(delay, retry_after)
         return delay
 
-    async def _record(self, delivery_id: int, webhook_id: int, outcome: Outcome) -> None:
+    async def _record_all(self, attempts: list[tuple[int, int, Outcome]]) -> None:
+        """Record a pass's attempts in one transaction, in delivery order."""
         now = utcnow()
         async with self.db.write_session() as session:
-            delivery = await session.get(WebhookDelivery, delivery_id)
-            webhook = await session.get(Webhook, webhook_id)
-            if delivery is None or webhook is None:
-                return
-            delivery.attempts += 1
-            delivery.lease_until = None
-            delivery.last_status_code = outcome.status_code
-            delivery.last_error = outcome.error
-            delivery.last_response = outcome.excerpt
-            delivery.last_latency_ms = round(outcome.latency_ms, 2)
-            session.add(WebhookAttempt(
-                delivery_id=delivery.id, status_code=outcome.status_code, error=outcome.error,
-                response_excerpt=outcome.excerpt, latency_ms=round(outcome.latency_ms, 2), created_at=now,
-            ))
-            if outcome.delivered:
-                delivery.status = "delivered"
-                delivery.delivered_at = now
-                webhook.failing_since = None
-                return
-            webhook.failing_since = webhook.failing_since or now
-            give_up = timedelta(seconds=self.settings.webhook_give_up_seconds)
-            if outcome.retry and now - delivery.created_at < give_up:
-                delivery.next_attempt_at = now + timedelta(seconds=self._next_delay(delivery.attempts, outcome.retry_after))
-            else:
-                delivery.status = "dead" if outcome.retry else "failed"
-            if webhook.webhook_type == "agent_bot" and (
-                delivery.attempts >= self.settings.bot_handoff_after_attempts or delivery.status != "pending"
-            ):
-                await _hand_over(session, webhook, delivery)
-            if now - webhook.failing_since >= give_up and webhook.active:
-                webhook.active = False
-                webhook.disabled_reason = f"failing since {webhook.failing_since.isoformat()}: {outcome.error}"
-                append_event(session, account_id=webhook.account_id, event_type="webhook.disabled",
-                             payload={"id": webhook.id, "url": webhook.url, "reason": webhook.disabled_reason})
+            deliveries = {d.id: d for d in await session.scalars(
+                select(WebhookDelivery).where(WebhookDelivery.id.in_({a[0] for a in attempts})))}
+            webhooks = {w.id: w for w in await session.scalars(
+                select(Webhook).where(Webhook.id.in_({a[1] for a in attempts})))}
+            for delivery_id, webhook_id, outcome in attempts:
+                delivery, webhook = deliveries.get(delivery_id), webhooks.get(webhook_id)
+                if delivery is not None and webhook is not None:
+                    await self._record(session, delivery, webhook, outcome, now)
+
+    async def _record(self, session: AsyncSession, delivery: WebhookDelivery, webhook: Webhook,
+                      outcome: Outcome, now: datetime) -> None:
+        delivery.attempts += 1
+        delivery.lease_until = None
+        delivery.last_status_code = outcome.status_code
+        delivery.last_error = outcome.error
+        delivery.last_response = outcome.excerpt
+        delivery.last_latency_ms = round(outcome.latency_ms, 2)
+        session.add(WebhookAttempt(
+            delivery_id=delivery.id, status_code=outcome.status_code, error=outcome.error,
+            response_excerpt=outcome.excerpt, latency_ms=round(outcome.latency_ms, 2), created_at=now,
+        ))
+        if outcome.delivered:
+            delivery.status = "delivered"
+            delivery.delivered_at = now
+            webhook.failing_since = None
+            return
+        webhook.failing_since = webhook.failing_since or now
+        give_up = timedelta(seconds=self.settings.webhook_give_up_seconds)
+        if outcome.retry and now - delivery.created_at < give_up:
+            delivery.next_attempt_at = now + timedelta(seconds=self._next_delay(delivery.attempts, outcome.retry_after))
+        else:
+            delivery.status = "dead" if outcome.retry else "failed"
+        if webhook.webhook_type == "agent_bot" and (
+            delivery.attempts >= self.settings.bot_handoff_after_attempts or delivery.status != "pending"
+        ):
+            await _hand_over(session, webhook, delivery)
+        if now - webhook.failing_since >= give_up and webhook.active:
+            webhook.active = False
+            webhook.disabled_reason = f"failing since {webhook.failing_since.isoformat()}: {outcome.error}"
+            append_event(session, account_id=webhook.account_id, event_type="webhook.disabled",
+                         payload={"id": webhook.id, "url": webhook.url, "reason": webhook.disabled_reason})
 
 
 async def _hand_over(session: AsyncSession, webhook: Webhook, delivery: WebhookDelivery) -> None:
