@@ -5,6 +5,7 @@
 #   Redis:      127.0.0.1:6379 (the realtime broker tests).
 #   Chromium:   /usr/bin/chromium, Debian's package (the browser tests drive it through
 #               Playwright; `playwright install` is never used).
+#   Dovecot:    /usr/sbin/dovecot, Debian's dovecot-imapd (the e-mail tests start their own).
 set -euo pipefail
 
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
@@ -57,8 +58,19 @@ ensure_chromium() {
     echo "Chromium: $(/usr/bin/chromium --version 2>/dev/null | head -1)"
 }
 
+ensure_dovecot() {
+    # Only the binary: the e-mail tests and benchmark run their own Dovecot on a free
+    # loopback port with a private configuration (connectors/email/dovecot.py).
+    if [ -x /usr/sbin/dovecot ]; then echo "Dovecot: $(/usr/sbin/dovecot --version 2>/dev/null | head -1)"; return; fi
+    echo "Dovecot: not installed; installing from Debian's packages …"
+    apt_install dovecot-imapd
+    [ -x /usr/sbin/dovecot ] || { echo "Dovecot did not install to /usr/sbin/dovecot" >&2; exit 1; }
+    # The package starts the system instance where it can; the tests do not use it.
+    echo "Dovecot: $(/usr/sbin/dovecot --version 2>/dev/null | head -1)"
+}
+
 services=("$@")
-[ ${#services[@]} -gt 0 ] || services=(postgresql redis chromium)
+[ ${#services[@]} -gt 0 ] || services=(postgresql redis chromium dovecot)
 for service in "${services[@]}"; do
     "ensure_$service"
 done

@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-bash scripts/services.sh postgresql redis chromium
+bash scripts/services.sh postgresql redis chromium dovecot
 
 echo "== Test suite on SQLite =="
 POSTROOM_TEST_DATABASE=sqlite .venv/bin/python -m pytest "$@"
