@@ -22,15 +22,14 @@ def upgrade() -> None:
     op.create_table('reporting_rollups',
     sa.Column('account_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
     sa.Column('name', sa.String(length=32), nullable=False),
+    sa.Column('scope', sa.String(length=8), nullable=False),
+    sa.Column('scope_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
     sa.Column('hour', app.models.base.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('inbox_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
-    sa.Column('user_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
-    sa.Column('team_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
     sa.Column('count', sa.Integer(), nullable=False),
     sa.Column('value_sum', sa.Double(), nullable=False),
     sa.Column('business_sum', sa.Double(), nullable=False),
     sa.ForeignKeyConstraint(['account_id'], ['accounts.id'], name=op.f('fk_reporting_rollups_account_id_accounts'), ondelete='CASCADE'),
-    sa.PrimaryKeyConstraint('account_id', 'name', 'hour', 'inbox_id', 'user_id', 'team_id', name=op.f('pk_reporting_rollups'))
+    sa.PrimaryKeyConstraint('account_id', 'name', 'scope', 'scope_id', 'hour', name=op.f('pk_reporting_rollups'))
     )
     op.create_table('volume_alerts',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),

@@ -1,0 +1,1 @@
+"""Reports: reporting events, their roll-up, CSAT, customer insight and volume alerts."""
