@@ -87,6 +87,13 @@ def _admin_create(args: argparse.Namespace) -> int:
     return 0
 
 
+def _reports_rebuild(args: argparse.Namespace) -> int:
+    from app.reports.cli import rebuild
+
+    upgrade(get_settings().resolved_database_url)
+    return asyncio.run(rebuild(get_settings(), args.account))
+
+
 def _demo(_: argparse.Namespace) -> int:
     if is_sqlite(get_settings().resolved_database_url):
         upgrade(get_settings().resolved_database_url)
@@ -120,6 +127,10 @@ def build_parser() -> argparse.ArgumentParser:
     create.set_defaults(func=_admin_create)
 
     commands.add_parser("demo", help="fill the database with the demo account").set_defaults(func=_demo)
+    reports = commands.add_parser("reports", help="reporting events").add_subparsers(dest="reports_command", required=True)
+    rebuild = reports.add_parser("rebuild", help="record reporting events from existing data (safe to rerun)")
+    rebuild.add_argument("--account", type=int, action="append", help="only this account (repeatable)")
+    rebuild.set_defaults(func=_reports_rebuild)
     return parser
 
 

@@ -55,6 +55,8 @@ class Settings(BaseSettings):
                                             "before its pending conversation goes to people.")
     sla_warning_leads: str = Field(default="7200,1800", description="Seconds before a due time "
                                    "at which sla.warning is sent, comma-separated.")
+    sla_scheduler: bool = Field(default=True, description="Send SLA warnings and breaches from "
+                                "this process (several processes may; each clock breaches once).")
     stream_catch_up_seconds: float = Field(default=1.0, description="How often each process "
                                            "reads the event log even without a wake-up.")
     connector_runner: bool = Field(default=True, description="Poll pulled channels (Telegram) "
@@ -72,6 +74,10 @@ class Settings(BaseSettings):
                                                 "when its settings change).")
     connector_send_give_up_seconds: float = Field(default=24 * 3600.0, description="A reply that "
                                                   "could not be sent for this long is marked failed.")
+    public_url: str = Field(default="http://localhost:8000", description="This server's address "
+                            "as customers reach it (links in satisfaction-survey messages).")
+    smtp_listen: str | None = Field(default=None, description="host:port for the SMTP receiver "
+                                    "(mail forwarded to e-mail inboxes); off when unset.")
     log_format: str = Field(default="text", pattern="^(text|json)$")
     log_level: str = "INFO"
     page_size: int = 25

@@ -122,8 +122,10 @@ class Database:
 
 
 async def commit(session: AsyncSession) -> None:
-    """Write the session's pending events, then commit (the one commit of a unit of work)."""
+    """Record reporting facts, write the session's pending events, then commit (the one commit of a unit of work)."""
     from app.events.log import flush_pending_events
+    from app.reports.recorder import record_pending
 
+    await record_pending(session)  # reporting events, in this same transaction
     await flush_pending_events(session)
     await session.commit()

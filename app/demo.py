@@ -1,6 +1,6 @@
 """A believable demo account, written through the real ingest path.
 
-Several inboxes (e-mail, live chat, Telegram, LINE, Messenger, Shopee, API) with
+Several inboxes (e-mail, live chat, Telegram, LINE, Messenger, Shopee, Lazada, API) with
 customers writing in English, Thai, Vietnamese, Persian and Chinese, so a newcomer
 sees a living inbox. Running it twice does nothing the second time.
 """
@@ -17,7 +17,7 @@ from app.auth import service as auth_service
 from app.auth.principal import Principal
 from app.models import Account, Conversation, utcnow
 from app.runtime import Runtime
-from app.tickets import catalog, conversations, inboxes, replies, teams
+from app.tickets import catalog, conversations, inboxes, outbox, replies, teams
 from app.tickets.ingest import ingest_batch
 from connectors.base import InboundMessage, SenderIdentity
 
@@ -46,6 +46,10 @@ _CONVERSATIONS = [
       (45, "เลขคำสั่งซื้อ TH-88231 ครับ")], ["shipping"], None),
     ("facebook", "6543210987654321", "Nguyễn Thị Hoa", None, None,
      [(30, "Chào shop, áo này còn size M màu xanh không ạ?")], ["pre-sales"], None),
+    # Written 30 hours ago: past Messenger's 24-hour window, so a person's reply goes
+    # with the HUMAN_AGENT tag (and a bot's is refused).
+    ("facebook", "7654321098765432", "Trần Minh Khoa", None, None,
+     [(30 * 60, "Shop ơi, mình muốn đổi đơn hàng VN-4410 sang size L được không?")], ["returns"], None),
     ("telegram", "731902211", "سارا احمدی", None, None,
      [(1300, "سلام، آیا امکان ارسال به تهران وجود دارد؟ هزینه ارسال چقدر است؟")],
      ["shipping"], None),
@@ -56,10 +60,21 @@ _CONVERSATIONS = [
      ["returns", "marketplace"], None),
     ("shopee", "buyer-1839201938475630001", "thanh.tran", None, "shopee-conv-880022",
      [(600, "Shop ơi, khi nào có hàng lại mẫu này?")], ["marketplace"], None),
+    ("lazada", "lzd-300118842", "Nguyễn Văn An", None, "lzd-session-300118842",
+     [(1700, "Shop ơi, đơn hàng của mình bị giao thiếu một món."),
+      (1690, "Mình gửi ảnh gói hàng rồi nhé.")], ["returns", "marketplace"], None),
+    ("lazada", "lzd-300120577", "ปิยะพร", None, "lzd-session-300120577",
+     [(45, "สินค้ารุ่นนี้มีสีดำไหมคะ")], ["pre-sales", "marketplace"], None),
     ("email", "ahmad.karimi@example.ir", "احمد کریمی", "ahmad.karimi@example.ir", "invoice-77",
      [(2000, "لطفاً فاکتور سفارش شماره ۷۷ را برای من ارسال کنید."),
       (1900, "ممنون از پاسخ سریع شما")], ["billing"],
      "سلام احمد، فاکتور پیوست شد. با تشکر."),
+    ("email", "somchai.w@example.co.th", "สมชาย วงศ์ใหญ่", "somchai.w@example.co.th", "th-order-5501",
+     [(240, "สวัสดีครับ ได้รับสินค้าแล้วแต่กล่องบุบ ขอเปลี่ยนสินค้าได้ไหมครับ"),
+      (230, "แนบรูปถ่ายกล่องมาให้แล้วครับ")], ["returns"], None),
+    ("email", "li.wei@example.cn", "李伟", "li.wei@example.cn", "cn-invoice-3310",
+     [(75, "您好，请问可以开增值税发票吗？订单号 CN-3310。")], ["billing"],
+     "您好，可以的，发票将在三个工作日内发送到您的邮箱。"),
     ("api", "crm-55012", "Tom Becker", "tom.becker@example.de", None,
      [(5, "Can I change the delivery address for order 2291?")], [], None),
 ]
@@ -71,6 +86,7 @@ _INBOXES = {
     "line": ("LINE Official Account", {"type": "line"}),
     "facebook": ("Facebook Messenger", {"type": "facebook"}),
     "shopee": ("Shopee store", {"type": "shopee"}),
+    "lazada": ("Lazada store", {"type": "lazada"}),
     "api": ("CRM bridge (API)", {"type": "api"}),
 }
 
@@ -95,6 +111,7 @@ async def seed_demo(runtime: Runtime) -> DemoLogin:
             boxes[key] = await inboxes.create_inbox(session, runtime.box, account.id, name=name, channel=channel)
         await inboxes.set_members(session, boxes["facebook"], [agent.user.id])
         await inboxes.add_members(session, boxes["shopee"], [agent.user.id])
+        await inboxes.add_members(session, boxes["lazada"], [agent.user.id])
         team = await teams.save_team(session, account.id, None, name="Marketplace", description="Shopee and Lazada buyers")
         await teams.change_members(session, team, [agent.user.id], add=True)
         for title, color in (("shipping", "#2f80ed"), ("returns", "#eb5757"), ("billing", "#f2c94c"),
@@ -114,7 +131,9 @@ async def seed_demo(runtime: Runtime) -> DemoLogin:
                     sender=SenderIdentity(source_id=sender_id, name=name, email=email),
                     text=text,
                     sent_at=now - timedelta(minutes=minutes),
-                    conversation_attributes={"order_id": thread.upper()} if key == "shopee" and thread else {},
+                    conversation_attributes={
+                        "order_id": thread.upper() if key == "shopee" else thread.rsplit("-", 1)[-1],
+                        "marketplace": key} if key in ("shopee", "lazada") and thread else {},
                 )
                 for i, (minutes, text) in enumerate(lines)
             ]
@@ -123,8 +142,10 @@ async def seed_demo(runtime: Runtime) -> DemoLogin:
             if labels:
                 await conversations.set_labels(session, conversation, labels)
             if reply:
-                await replies.create_message(session, principal, conversation, content=reply)
-            if key == "shopee":
+                sent, _ = await replies.create_message(session, principal, conversation, content=reply)
+                if sent.status == "pending":  # demo history: delivered long ago (the demo has no mail server)
+                    await outbox.mark_sent(session, sent.id, f"demo-reply-{n}@demo.postroom.dev")
+            if key in ("shopee", "lazada"):
                 await conversations.assign(session, principal, conversation, team_id=team.id)
         return DemoLogin(account.id, DEMO_ADMIN_EMAIL, DEMO_PASSWORD, admin.access_token)
 

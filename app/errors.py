@@ -52,3 +52,9 @@ class Invalid(PostroomError):
     def __init__(self, message: str, *, field: str | None = None) -> None:
         errors = [{"field": field, "message": message}] if field else []
         super().__init__(message, errors=errors)
+
+
+class TooLarge(PostroomError):
+    """The request body, or a file in it, is over the size limit."""
+
+    status_code = 413

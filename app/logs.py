@@ -59,6 +59,9 @@ def configure_logging(fmt: str = "text", level: str = "INFO") -> None:
         logging.getLogger(name).propagate = True
     # Our request log replaces uvicorn's access log (which prints query strings).
     logging.getLogger("uvicorn.access").disabled = True
+    # httpx logs every request's full URL at INFO; platforms put tokens and signatures
+    # there (Shopee's and Lazada's access_token, Telegram's bot token).
+    logging.getLogger("httpx").setLevel(logging.WARNING)
 
 
 class RequestLogMiddleware:

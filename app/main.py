@@ -20,18 +20,22 @@ from app.api import (
     ops,
     profile,
     public,
+    push,
+    reports,
     sla,
     teams,
     web,
     webhooks,
     widget,
 )
+from app.api import surveys
 from app.api.errors import install_error_handlers
 from app.config import Settings, get_settings
 from app.logs import RequestLogMiddleware
 from app.realtime import stream
 from app.realtime.broker import broker_for
 from app.realtime.hub import Hub
+from app.reports.alerts import VolumeWatcher
 from app.sla.scheduler import SlaScheduler
 from app.webhooks.worker import WebhookWorker
 from app.runtime import Runtime
@@ -62,12 +66,22 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         worker = WebhookWorker(runtime.db, runtime.box, settings)
         app.state.hub.wake_listeners.append(worker.wake)
         await worker.start()
-        scheduler = SlaScheduler(runtime.db, leads=settings.sla_warning_leads_seconds)
-        await scheduler.start()
+        scheduler = SlaScheduler(runtime.db, leads=settings.sla_warning_leads_seconds) if settings.sla_scheduler else None
+        if scheduler is not None:
+            await scheduler.start()
+        volume_watcher = VolumeWatcher(runtime.db)  # volume.spike alerts (docs/reports.md)
+        await volume_watcher.start()
         runner = ConnectorRunner(runtime.db, runtime.store, runtime.box, settings) if settings.connector_runner else None
         if runner is not None:  # pull loops and reply dispatch (docs/connectors.md)
             app.state.hub.wake_listeners.append(runner.wake)
             await runner.start()
+        receiver = None
+        if settings.smtp_listen:  # mail forwarded to e-mail inboxes (docs/channels/email.md)
+            from app.smtp_in import SmtpReceiver
+
+            receiver = SmtpReceiver(runtime.db, runtime.store, settings.smtp_listen,
+                                    reopen_window_days=settings.reopen_window_days)
+            await receiver.start()
         if own:
             # Start-up objects (modules, routes, pools) live as long as the process: keep
             # the collector from re-scanning them, which made full collections 0.3-0.8 s
@@ -76,9 +90,13 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         try:
             yield
         finally:
+            if receiver is not None:
+                await receiver.stop()
             if runner is not None:
                 await runner.stop()
-            await scheduler.stop()
+            await volume_watcher.stop()
+            if scheduler is not None:
+                await scheduler.stop()
             await worker.stop()
             await app.state.hub.stop()
             if own:
@@ -89,7 +107,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     app.state.hub = None
     install_error_handlers(app)
     for module in (ops, profile, agents, inboxes, contacts, conversations, messages, teams, catalog,
-                   webhooks, public, sla, stream, web, widget):
+                   webhooks, public, push, sla, reports, surveys, stream, web, widget):
         app.include_router(module.router)
     # The agents' inbox page (served at / by ops.home) and the widget's assets.
     app.mount("/web", web.WebFiles(directory=widget.WEB_DIR), name="web")

@@ -1,43 +1,60 @@
 """Realtime fan-out: events/s x websocket clients, commit-to-receipt latency, losses, RSS.
 
-    .venv/bin/python bench/fanout.py                                  # both scenarios, 3 runs
+    .venv/bin/python bench/fanout.py --wait-for-others 3600      # both scenarios, 3 runs each
     .venv/bin/python bench/fanout.py --scenario 1 --clients 100 --steps 10,20 --runs 1
-    .venv/bin/python bench/fanout.py --scenario 2 --brokers redis --steps 10 --runs 1
+    .venv/bin/python bench/fanout.py --scenario 2 --brokers redis --steps2 10 --runs 1
+    .venv/bin/python bench/fanout.py --scenario 2 --notify-only                 # write cost of the wake-up
+    .venv/bin/python bench/fanout.py --scenario 1 --only postroom --server-ws websockets-sansio   # what-if
 
 Scenario 1 - ONE ``postroom serve`` process (SQLite file, ``memory://`` broker) and
 ``--clients`` websocket clients (default 1,000, all the same administrator's token, so
-every event goes to every client) spread over ``--client-procs`` client processes
-(default 2) using the ``websockets`` client library. The event rate is raised step by
-step (``--steps``, events/s, each held ``--step-seconds``). The server itself produces
-the events: the orchestrator POSTs agent replies (one ``message.created`` event each)
-through the REST API at the step's rate, each reply's text carrying the wall-clock time
-just before the POST was sent. Then, in the same run, the baseline: a bare
+every event goes to every client; ``POSTROOM_STREAM_MAX_CONNECTIONS_PER_USER`` is raised
+for it) spread over ``--client-procs`` client processes (default 2) using the
+``websockets`` client library with its defaults (it offers permessage-deflate, as
+browsers do; ``--no-compression`` to not). The event rate is raised step by step
+(``--steps``, events/s, each held ``--step-seconds``). The server itself produces the
+events: the orchestrator POSTs agent replies (one ``message.created`` event each) through
+the REST API at the step's rate. Then, in the same run, the baseline: a bare
 ``websockets`` server (``websockets.asyncio.server`` + ``websockets.broadcast``, uvloop,
-the same per-message-deflate negotiation) broadcasting pre-encoded frames of the same
-size (the mean frame size our run delivered) at the same steps to the same clients.
+its default permessage-deflate) broadcasting pre-encoded frames of the same size (the
+mean frame size our run delivered) at the same steps to the same clients.
 
 Scenario 2 - TWO server processes on one PostgreSQL database, with the PostgreSQL
 LISTEN/NOTIFY broker and then with Redis; the clients split over both processes; the
 producer is ``app.tickets.ingest.ingest_messages`` in the orchestrator process (one
 message per transaction, into pre-seeded conversations: one event per message), which
-publishes the broker wake-up after each commit exactly as a server does. Before the
-clients connect it also measures the write-throughput cost of that after-commit publish
-(1 and 4 concurrent writers, with and without the broker hook).
+publishes the broker wake-up after each commit exactly as a server's hub does. Before
+the clients connect it measures the write-throughput cost of that after-commit publish
+(ingest msgs/s, 1 and 4 concurrent writers, without and with the publish, alternating):
+first with no server listening, then with the two idle servers listening.
 
-For every step: latency p50/p99/max (client receipt time minus the time stamped before
-the write, same machine clock: an upper bound of commit-to-receipt which includes the
-write itself, whose duration is reported as ``write p50``), lost events (every client
-must receive every seq of the step: missing seqs per client, summed), out-of-order and
+For every step: latency p50/p99/max from commit to receipt (client receipt time minus
+the event row's ``created_at``, stamped inside the writing transaction, before its
+commit, so slightly over-stated; same machine clock), the same from just before the write (``e2e``, which also
+includes the POST or ingest call and its queueing), lost events (every client must
+receive every seq of the step: missing seqs per client, summed), out-of-order and
 duplicate frames, clients closed by the server, deliveries/s (frames received / step
 time), server RSS (max VmRSS sampled every 0.25 s) and the CPU used by the server(s),
-the client processes and the whole machine. A step passes with p99 <= ``--p99-ms``
-(50 ms scenario 1, 100 ms scenario 2), 0 lost, 0 out of order, 0 duplicates, 0 closed
-and the producer reaching >= 95% of the rate. The best sustained rate is the highest
-passing step's deliveries/s. Escalation stops after two failing steps in a row, or a
-step that lost events or had p99 over 10x the limit.
+the client processes, the producer, PostgreSQL/Redis, other people's processes
+(``foreign``) and the whole machine (% of 2 cores). A step passes with p99 <=
+``--p99-ms`` (50 ms scenario 1, 100 ms scenario 2), 0 lost, 0 out of order, 0
+duplicates, 0 closed and the producer reaching >= 95% of the rate. The best sustained
+rate is the highest passing step's deliveries/s. Escalation stops after
+``--stop-after-fails`` (2) failing steps in a row, or a step that lost events or had p99
+over 10x the limit. The machine is shared: before each step the script waits for other
+processes to go quiet (and for bench/ingest.py or bench/list.py to finish, with
+``--wait-for-others``), and a step during which they used more than ``--foreign-max``
+% of a core is measured again (``--retry-contended`` times).
 
-Every process started here is stopped on exit (and gets SIGTERM if this one dies).
-Loopback only. Figures go to stdout and bench/results/fanout-*.json.
+What-ifs (measurement only, no app change): ``--server-ws websockets-sansio`` runs the same
+app under uvicorn's sans-I/O websocket implementation instead of ``app.cli serve``'s
+``ws="websockets"``; with that, ``FANOUT_GC_STATS=1`` logs the server's garbage-collection
+pauses and ``FANOUT_GC_FREEZE_AFTER=<s>`` calls ``gc.freeze()`` that long after start-up
+(use ``--server-ws websockets`` for the shipped implementation; ``--keep`` keeps the logs).
+
+Every process started here is stopped on exit (and gets SIGTERM if this one dies);
+``--max-minutes`` bounds the whole run. Loopback only. Figures go to stdout and
+bench/results/fanout-*.json.
 """
 
 from __future__ import annotations
@@ -997,7 +1014,7 @@ async def scenario1_run(args: argparse.Namespace, run: int, steps: list[float]) 
     return result
 
 
-async def notify_cost(producer: IngestProducer, broker: Any, n: int, rounds: int) -> dict[str, Any]:
+async def notify_cost(producer: IngestProducer, broker: Any, n: int, rounds: int, phase: str) -> dict[str, Any]:
     """Ingest msgs/s (one message per transaction, 1 and 4 writers) without the after-commit
     publish and with it, alternating."""
     figures: dict[str, list[float]] = {}
@@ -1006,7 +1023,7 @@ async def notify_cost(producer: IngestProducer, broker: Any, n: int, rounds: int
         for writers in (1, 4):
             for with_hook in (False, True):
                 producer.db.after_commit[:] = [hook] if with_hook else []
-                rate = await producer.throughput(f"nc{r}-{writers}-{int(with_hook)}", n, writers)
+                rate = await producer.throughput(f"nc{phase}{r}-{writers}-{int(with_hook)}", n, writers)
                 figures.setdefault(f"{writers}w_{'publish' if with_hook else 'none'}", []).append(rate)
     producer.db.after_commit[:] = [producer.hook] if producer.hook else []
     out: dict[str, Any] = {k: round(statistics.median(v), 1) for k, v in figures.items()}
@@ -1036,15 +1053,17 @@ async def scenario2_run(args: argparse.Namespace, run: int, broker_kind: str, st
         await broker.start()
         producer = IngestProducer(url, inbox_id, args.conversations, args.content_len, broker)
         if args.notify_messages:  # the publish alone: no server listening
-            cost = await notify_cost(producer, broker, args.notify_messages, args.notify_rounds)
+            cost = await notify_cost(producer, broker, args.notify_messages, args.notify_rounds, "alone")
             result["notify_cost"] = {f"alone_{k}": v for k, v in cost.items()}
         (a, port_a), (b, port_b) = await start_server("server-a", env, work), await start_server("server-b", env, work)
         servers = [a.pid, b.pid]
         if args.notify_messages:  # and with two idle servers that read the log on every wake-up
-            cost = await notify_cost(producer, broker, args.notify_messages, args.notify_rounds)
+            cost = await notify_cost(producer, broker, args.notify_messages, args.notify_rounds, "servers")
             result["notify_cost"].update({f"servers_{k}": v for k, v in cost.items()})
             print(f"run {run + 1}: {broker_kind}: ingest msgs/s without/with the after-commit publish, "
                   f"alone and with 2 idle servers: {result['notify_cost']}", flush=True)
+        if args.notify_only:
+            return result
         rss_before = idle_rss(servers)
         path = f"/api/v1/accounts/{admin['account_id']}/stream"
         clients = await start_clients(args.clients, args.client_procs,
@@ -1204,16 +1223,20 @@ async def orchestrate(args: argparse.Namespace) -> int:
                     body[f"scenario2_{kind}"] = entry
                     for run in range(args.runs):
                         runs.append(await scenario2_run(args, run, kind, steps))
-                    entry["steps"] = summarize_steps([r["postroom"] for r in runs])
-                    entry["best_median"] = med([r["best_postroom"] for r in runs])
+                    if not args.notify_only:
+                        entry["steps"] = summarize_steps([r["postroom"] for r in runs])
+                        entry["best_median"] = med([r["best_postroom"] for r in runs])
                     costs = [r["notify_cost"] for r in runs if "notify_cost" in r]
                     if costs:
                         entry["notify_cost_median"] = {k: med([c[k] for c in costs]) for k in costs[0]}
-                    print_summary(f"scenario 2, {kind} broker, 2 processes on PostgreSQL", entry["steps"])
-                    print(f"scenario 2 {kind}: best sustained (p99 <= {args.p99_ms or 100} ms, 0 lost) "
-                          f"{entry['best_median']:.0f} deliveries/s (runs: {[r['best_postroom'] for r in runs]})"
-                          + (f"; write cost of the after-commit publish: {entry['notify_cost_median']}" if costs else ""),
-                          flush=True)
+                    if not args.notify_only:
+                        print_summary(f"scenario 2, {kind} broker, 2 processes on PostgreSQL", entry["steps"])
+                        print(f"scenario 2 {kind}: best sustained (p99 <= {args.p99_ms or 100} ms, 0 lost) "
+                              f"{entry['best_median']:.0f} deliveries/s (runs: {[r['best_postroom'] for r in runs]})",
+                              flush=True)
+                    if costs:
+                        print(f"scenario 2 {kind}: ingest msgs/s without/with the after-commit publish (medians): "
+                              f"{entry['notify_cost_median']}", flush=True)
     finally:
         await PROCS.stop_all()
         if args.scenario in ("2", "all") and not args.keep:
@@ -1252,6 +1275,7 @@ def main() -> int:
     parser.add_argument("--only", choices=("postroom", "baseline"), help="scenario 1: one side only")
     parser.add_argument("--notify-messages", type=int, default=600, help="messages per notify-cost measure (0: skip)")
     parser.add_argument("--notify-rounds", type=int, default=2)
+    parser.add_argument("--notify-only", action="store_true", help="scenario 2: only the write cost of the publish")
     parser.add_argument("--server-ws", default="cli",
                         help="what-if: run the app under uvicorn with this ws implementation (websockets, "
                         "websockets-sansio, wsproto) instead of `app.cli serve` (which uses ws=websockets)")

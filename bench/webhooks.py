@@ -545,6 +545,9 @@ def analyse(args: argparse.Namespace, kind: str, wake: str, run: int, rows: list
         "attempts_rows": attempts, "requests": report["requests"], "signatures_verified": report["verified"],
         "cpu_seconds": {k: round(v, 1) for k, v in cpu.items()}, "wall_seconds": round(wall, 1),
         "machine_busy": round(busy, 2), "problems": problems,
+        # Busy CPU time of the machine that none of this run's processes used (other
+        # people's work, the kernel): when it is large, the figures are disturbed.
+        "other_cpu_seconds": round(busy * (os.cpu_count() or 1) * wall - sum(cpu.values()), 1),
         # p99 per 5 s of commits: shows whether a bad p99 is a steady state or a stall.
         "p99_by_5s": _windows(commit_times, latencies, 5.0),
     }
@@ -573,7 +576,8 @@ def show(r: dict[str, Any]) -> str:
             f"(producer {r['produced_per_s']:.0f}/s), commit-to-receipt p50 {r['p50_ms']:6.1f} ms, "
             f"p99 {r['p99_ms']:6.1f} ms, max {r['max_ms']:6.1f} ms; write p50 {r['write_p50_ms']} ms; "
             f"CPU s over {r['wall_seconds']} s: server {cpu['server']}, receiver {cpu['receiver']}, "
-            f"bench {cpu['bench']}, postgres {cpu['postgres']}; machine busy {r['machine_busy']:.0%}"
+            f"bench {cpu['bench']}, postgres {cpu['postgres']}, other {r['other_cpu_seconds']}; "
+            f"machine busy {r['machine_busy']:.0%}"
             + (f"; PROBLEMS: {r['problems']}" if r["problems"] else "")
             + (f"\n           p99 per 5 s: {r['p99_by_5s']}" if r["p99_ms"] > TARGET_P99_MS else ""))
 

@@ -10,6 +10,7 @@ from sqlalchemy.engine import Connection
 from app.config import get_settings
 from app.db import create_engine
 from app.models import Base
+from app.tickets.search import alembic_include_name
 
 config = context.config
 target_metadata = Base.metadata
@@ -25,6 +26,7 @@ def _configure(connection: Connection) -> None:
         target_metadata=target_metadata,
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,
+        include_name=alembic_include_name,
     )
     with context.begin_transaction():
         context.run_migrations()

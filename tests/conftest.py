@@ -184,10 +184,12 @@ class ServerProcess:
 def live_server(settings: Settings, data_dir: Path) -> Iterator[str]:
     """A real ``postroom serve`` process on the test database; yields its base URL.
 
-    Its connector runner is off: it lives through the whole session, and tests that poll
-    channels run their own runner on the inboxes they make (tests/test_telegram.py).
+    Its connector runner and SLA scheduler are off: it lives through the whole session,
+    tests that poll channels run their own runner on the inboxes they make
+    (tests/test_telegram.py), and tests of clocks set in the past step through them by
+    hand (a scheduler would end them between two steps).
     """
-    server = ServerProcess(settings, data_dir, POSTROOM_CONNECTOR_RUNNER="false")
+    server = ServerProcess(settings, data_dir, POSTROOM_CONNECTOR_RUNNER="false", POSTROOM_SLA_SCHEDULER="false")
     try:
         yield server.base
     finally:

@@ -9,11 +9,12 @@ from sqlalchemy import text
 
 from app.migrate import current_revision, head_revision
 from app.models import Base
+from app.tickets.search import alembic_include_name
 
 
 async def test_models_and_migrations_agree(runtime):
     def diff(connection):
-        context = MigrationContext.configure(connection, opts={"compare_type": True})
+        context = MigrationContext.configure(connection, opts={"compare_type": True, "include_name": alembic_include_name})
         return compare_metadata(context, Base.metadata)
 
     async with runtime.db.engine.connect() as connection:

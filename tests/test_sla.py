@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import func, select
 
 from app.db import Database
-from app.models import Conversation, Event, Inbox, SlaClock
+from app.models import BusinessCalendarRow, Conversation, Event, Inbox, SlaClock
 from app.sla import engine
 from app.sla import service as sla_service
 from app.sla.scheduler import SlaScheduler
@@ -157,6 +157,21 @@ async def test_business_hours_policy_counts_only_opening_hours(tenants, runtime)
     await person_replies(runtime, inbox, "a1", datetime(2026, 11, 9, 14, 30, tzinfo=UTC))
     clock = (await clocks(runtime, first.conversation_id))["first_response#1"]
     assert clock.status == "met" and clock.business_seconds == 1.5 * H and clock.calendar_seconds > 60 * H
+
+
+async def test_a_calendar_created_as_default_is_the_only_default(tenants, runtime):
+    tenant = await tenants.new()
+    week = {d: [["09:00", "17:00"]] for d in ("mon", "tue", "wed", "thu", "fri")}
+    async with runtime.db.write_session() as session:
+        first = await sla_service.save_calendar(session, tenant.account_id, None,
+                                                {"name": "A", "timezone": "UTC", "is_default": True, "weekly": week})
+        second = await sla_service.save_calendar(session, tenant.account_id, None,
+                                                 {"name": "B", "timezone": "Asia/Bangkok", "is_default": True, "weekly": week})
+        first_id, second_id = first.id, second.id
+    async with runtime.db.read_session() as session:
+        defaults = {row.id: row.is_default for row in await session.scalars(
+            select(BusinessCalendarRow).where(BusinessCalendarRow.account_id == tenant.account_id))}
+    assert defaults == {first_id: False, second_id: True}
 
 
 async def test_amazon_clock_starts_at_the_oldest_unanswered_buyer_message(tenants, runtime):

@@ -13,7 +13,7 @@ import pytest
 from fastapi.routing import APIRoute
 from sqlalchemy import select
 
-from app.models import Attachment, Conversation, WebhookDelivery
+from app.models import Attachment, Conversation, QuarantinedMessage, WebhookDelivery
 from app.tickets import catalog, teams
 from app.sla import service as sla_service
 from app.webhooks import service as webhook_service
@@ -137,6 +137,9 @@ async def two_accounts(tenants, runtime):
         delivery = WebhookDelivery(webhook_id=webhook.id, account_id=b.account_id, event="message_created",
                                    ordering_key="x", payload={}, status="failed", attempts=1)
         session.add(delivery)
+        quarantined = QuarantinedMessage(account_id=b.account_id, inbox_id=inbox_id, source_ref="imap:1:1",
+                                         error="unreadable", raw_path=None, raw_size=0)
+        session.add(quarantined)
         await session.flush()
     ids = {
         "inbox_id": inbox_id,
@@ -154,6 +157,7 @@ async def two_accounts(tenants, runtime):
         "agent_bot_id": bot.id,
         "sla_policy_id": sla_policy.id,
         "calendar_id": calendar.id,
+        "quarantined_id": quarantined.id,
     }
     # Make B's display id unique to B: A has no conversations at all.
     async with runtime.db.write_session() as session:

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Request
 
 from app.api.deps import PrincipalDep, SessionDep
 from app.api.schemas import ContactCreate, ContactMerge, ContactUpdate, Labels
-from app.models import Conversation
+from app.models import ContactInbox, Conversation
 from app.tickets import contacts as contact_service
 from app.tickets.presenters import contact_json, inbox_json
 from app.tickets.views import present_contact, present_conversations
@@ -24,11 +24,15 @@ async def list_contacts(
     return {"meta": {"count": total, "current_page": page}, "payload": [contact_json(c) for c in rows]}
 
 
-@router.get("/contacts/search", summary="Search contacts by name, e-mail, phone or identifier")
+@router.get("/contacts/search", summary="Search contacts by name, e-mail, phone or identifier (any script; "
+            "an agent sees contacts of their inboxes)")
 async def search_contacts(
     account_id: int, principal: PrincipalDep, session: SessionDep, q: str = "", page: int = 1
 ) -> dict[str, Any]:
-    rows, total = await contact_service.search_contacts(session, account_id, q, page=page)
+    rows, total = await contact_service.search_contacts(
+        session, account_id, q, page=page,
+        inbox_filter=None if principal.is_admin else principal.inbox_filter(ContactInbox.inbox_id),
+    )
     return {"meta": {"count": total, "current_page": page}, "payload": [contact_json(c) for c in rows]}
 
 

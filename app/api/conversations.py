@@ -13,7 +13,7 @@ from app.errors import Invalid
 from app.sla.service import apply_policy
 from app.models import Team, User
 from app.tickets import conversations as service
-from app.tickets import replies
+from app.tickets import replies, search
 from app.tickets.presenters import agent_json, team_json
 from app.tickets.views import present_conversation, present_conversations
 
@@ -46,6 +46,7 @@ def _filter(status: str, assignee_type: str, inbox_id: int | None, team_id: int 
     """Chatwoot's index filters; as in Chatwoot, a search (``q``) ignores the status."""
     if assignee_type not in service.ASSIGNEE_TYPES:
         raise Invalid(f"assignee_type must be one of {', '.join(service.ASSIGNEE_TYPES)}", field="assignee_type")
+    q = search.normalize_query(q)
     return service.ConversationFilter(
         status="all" if q else status, assignee_type=assignee_type, inbox_id=inbox_id, team_id=team_id,
         labels=labels, q=q or None,
@@ -94,6 +95,32 @@ async def conversation_meta(
 ) -> dict[str, Any]:
     f = _filter(status, "all", inbox_id, team_id, _labels(labels, plain_labels), q)
     return {"meta": await service.count_conversations(session, principal, f)}
+
+
+@router.get("/search", summary="Search conversations by message text, contact or number (any script)")
+async def search_conversations(
+    account_id: int,
+    principal: PrincipalDep,
+    session: SessionDep,
+    runtime: RuntimeDep,
+    q: str = "",
+    assignee_type: str = "all",
+    inbox_id: int | None = None,
+    page: int = Query(default=1, ge=1),
+) -> dict[str, Any]:
+    """Chatwoot's ``conversations/search``: every status, newest activity first.
+
+    An empty ``q`` finds nothing; one or two characters scan (no trigram index helps),
+    three or more use the trigram index.
+    """
+    f = _filter("all", assignee_type, inbox_id, None, (), q)
+    if not f.q:
+        empty = {"mine_count": 0, "unassigned_count": 0, "assigned_count": 0, "all_count": 0}
+        return {"data": {"meta": {**empty, "current_page": page}, "payload": []}}
+    limit = runtime.settings.page_size
+    rows = await service.list_conversations(session, principal, f, page=page, limit=limit)
+    meta: dict[str, Any] = {**await service.count_conversations(session, principal, f), "current_page": page}
+    return {"data": {"meta": meta, "payload": await present_conversations(session, rows)}}
 
 
 @router.post("", summary="Start a conversation with a contact")

@@ -5,11 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Request
+from fastapi.responses import FileResponse
 
 from app.api.deps import AdminDep, PrincipalDep, RuntimeDep, SessionDep
 from app.api.schemas import InboxCreate, InboxMembers, InboxUpdate
 from app.errors import NotFound
 from app.tickets import inboxes as inbox_service
+from app.tickets import quarantine
 from app.tickets.presenters import agent_json, inbox_json
 
 router = APIRouter(prefix="/api/v1/accounts/{account_id}", tags=["inboxes"])
@@ -44,13 +46,20 @@ async def get_inbox(account_id: int, inbox_id: int, request: Request, principal:
     return await _present(session, await _visible_inbox(session, principal, inbox_id), request)
 
 
+def _with_csat(channel: dict[str, Any] | None, enabled: bool | None) -> dict[str, Any] | None:
+    """Chatwoot's top-level ``csat_survey_enabled`` goes with the channel settings."""
+    if enabled is None:
+        return channel
+    return {**(channel or {}), "csat_survey_enabled": enabled}
+
+
 @router.post("/inboxes", summary="Create an inbox for a channel (administrators)")
 async def create_inbox(
     account_id: int, body: InboxCreate, request: Request, principal: AdminDep, session: SessionDep, runtime: RuntimeDep
 ) -> dict[str, Any]:
     inbox = await inbox_service.create_inbox(
-        session, runtime.box, account_id, name=body.name, channel=body.channel,
-        fields=body.model_dump(exclude={"name", "channel"}, exclude_none=True),
+        session, runtime.box, account_id, name=body.name, channel=_with_csat(body.channel, body.csat_survey_enabled),
+        fields=body.model_dump(exclude={"name", "channel", "csat_survey_enabled"}, exclude_none=True),
     )
     return await _present(session, inbox, request)
 
@@ -63,7 +72,8 @@ async def update_inbox(
     inbox = await inbox_service.get_inbox(session, account_id, inbox_id)
     await inbox_service.update_inbox(
         session, runtime.box, inbox,
-        fields=body.model_dump(exclude={"channel"}, exclude_none=True), channel=body.channel,
+        fields=body.model_dump(exclude={"channel", "csat_survey_enabled"}, exclude_none=True),
+        channel=_with_csat(body.channel, body.csat_survey_enabled),
     )
     return await _present(session, inbox, request)
 
@@ -99,3 +109,24 @@ async def remove_members(account_id: int, body: InboxMembers, principal: AdminDe
     inbox = await inbox_service.get_inbox(session, account_id, body.inbox_id)
     await inbox_service.remove_members(session, inbox, body.user_ids)
     return {}
+
+
+@router.get("/inboxes/{inbox_id}/quarantine", summary="List what the inbox could not read (administrators)")
+async def list_quarantine(
+    account_id: int, inbox_id: int, principal: AdminDep, session: SessionDep, before: int | None = None,
+) -> dict[str, Any]:
+    inbox = await inbox_service.get_inbox(session, account_id, inbox_id)
+    rows = await quarantine.list_quarantined(session, account_id, inbox.id, before=before)
+    return {"payload": [quarantine.quarantined_json(row) for row in rows]}
+
+
+@router.get("/inboxes/{inbox_id}/quarantine/{quarantined_id}/raw", summary="Download a quarantined item's raw bytes (administrators)")
+async def download_quarantined(
+    account_id: int, inbox_id: int, quarantined_id: int, principal: AdminDep, session: SessionDep,
+    runtime: RuntimeDep,
+) -> Any:
+    item = await quarantine.get_quarantined(session, account_id, quarantined_id)
+    if item is None or item.inbox_id != inbox_id or not item.raw_path:
+        raise NotFound("Quarantined message")
+    return FileResponse(runtime.store.path(item.raw_path), media_type=item.content_type,
+                        filename=f"quarantined-{item.id}.{'eml' if item.content_type == 'message/rfc822' else 'txt'}")

@@ -4,16 +4,23 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, RedirectResponse
+from fastapi.routing import APIRoute
+from pydantic import ValidationError
 from sqlalchemy import select
+from starlette.datastructures import UploadFile
+from starlette.routing import Match
+from starlette.types import Scope
 
 from app.api.deps import PrincipalDep, RuntimeDep, SessionDep
 from app.api.schemas import MessageCreate, MessageUpdate
-from app.errors import NotFound
+from app.errors import NotFound, TooLarge
 from app.models import Attachment
 from app.tickets import conversations as conversation_service
 from app.tickets import replies
+from app.tickets.ingest import file_type_of
 from app.tickets.views import present_messages
 
 router = APIRouter(prefix="/api/v1/accounts/{account_id}", tags=["messages"])
@@ -31,19 +38,119 @@ async def list_messages(
     }
 
 
-@router.post("/conversations/{conversation_id}/messages", summary="Reply, or add a private note")
-async def create_message(
-    account_id: int, conversation_id: int, body: MessageCreate, principal: PrincipalDep, session: SessionDep
-) -> dict[str, Any]:
+#: Chatwoot's limit on files per message.
+MAX_FILES_PER_MESSAGE = 15
+_MULTIPART_DOC = {
+    "requestBody": {
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "properties": {
+                        "content": {"type": "string"},
+                        "private": {"type": "boolean"},
+                        "message_type": {"type": "string"},
+                        "echo_id": {"type": "string"},
+                        "attachments[]": {"type": "array", "items": {"type": "string", "format": "binary"}},
+                    },
+                }
+            },
+        },
+    }
+}
+
+
+class MultipartRoute(APIRoute):
+    """A route that matches only ``multipart/form-data`` requests, so the same path can
+    keep its JSON route (and that route's schema) for everything else."""
+
+    def matches(self, scope: Scope) -> tuple[Match, Scope]:
+        match, child = super().matches(scope)
+        if match is Match.FULL:
+            content_type = dict(scope.get("headers") or []).get(b"content-type", b"")
+            if not content_type.lower().startswith(b"multipart/form-data"):
+                return Match.NONE, {}
+        return match, child
+
+
+Upload = tuple[str | None, str | None, bytes]
+
+
+async def _multipart_body(request: Request, limit: int) -> tuple[MessageCreate, list[Upload]]:
+    """The message fields and ``attachments[]`` of a multipart request.
+
+    Files are read with a running total, so an upload over ``limit`` bytes is refused
+    (413) as soon as it passes the limit.
+    """
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit + 64 * 1024:
+        raise TooLarge(f"attachments are larger than {limit} bytes in all")
+    async with request.form(max_files=MAX_FILES_PER_MESSAGE, max_fields=50) as form:
+        files = [f for f in form.getlist("attachments[]") + form.getlist("attachments") if isinstance(f, UploadFile)]
+        fields = {k: v for k, v in form.multi_items() if isinstance(v, str)}
+        try:
+            body = MessageCreate.model_validate({
+                "content": fields.get("content") or None,
+                "message_type": fields.get("message_type", "outgoing"),
+                "private": fields.get("private", "false").lower() in ("1", "true", "on", "yes"),
+                "echo_id": fields.get("echo_id") or None,
+            })
+        except ValidationError as exc:
+            raise RequestValidationError(exc.errors()) from exc
+        total = 0
+        uploads = []
+        for upload in files:
+            data = await upload.read(limit - total + 1)
+            total += len(data)
+            if total > limit:
+                raise TooLarge(f"attachments are larger than {limit} bytes in all")
+            uploads.append((upload.filename, upload.content_type, data))
+    return body, uploads
+
+
+async def _create(session: Any, principal: Any, runtime: Any, account_id: int, conversation_id: int,
+                  body: MessageCreate, uploads: list[Upload]) -> dict[str, Any]:
     conversation = await conversation_service.get_conversation(session, principal, conversation_id, for_update=True)
+    stored = [
+        replies.StoredFile(
+            storage_path=runtime.store.save(account_id, data, name), file_name=name,
+            content_type=content_type, file_size=len(data), file_type=file_type_of(content_type),
+        )
+        for name, content_type, data in uploads
+    ]
     message, _ = await replies.create_message(
         session, principal, conversation,
         content=body.content, message_type=body.message_type, private=body.private,
-        content_type=body.content_type, content_attributes=body.content_attributes,
-        source_id=body.source_id, echo_id=body.echo_id,
+        content_type=body.content_type, content_attributes=body.attributes(),
+        source_id=body.source_id, echo_id=body.echo_id, attachments=stored,
     )
     (payload,) = await present_messages(session, [message], {conversation.id: conversation.display_id})
     return payload
+
+
+async def create_message_with_files(
+    account_id: int, conversation_id: int, request: Request, principal: PrincipalDep, session: SessionDep,
+    runtime: RuntimeDep,
+) -> dict[str, Any]:
+    """A reply or note with files (Chatwoot's multipart form with ``attachments[]``)."""
+    body, uploads = await _multipart_body(request, runtime.settings.max_upload_bytes)
+    return await _create(session, principal, runtime, account_id, conversation_id, body, uploads)
+
+
+# Registered before the JSON route: the first route that matches a request wins.
+router.add_api_route(
+    "/conversations/{conversation_id}/messages", create_message_with_files, methods=["POST"],
+    route_class_override=MultipartRoute, include_in_schema=False,
+)
+
+
+@router.post("/conversations/{conversation_id}/messages", openapi_extra=_MULTIPART_DOC,
+             summary="Reply, or add a private note (JSON; or multipart with `attachments[]` files)")
+async def create_message(
+    account_id: int, conversation_id: int, body: MessageCreate, principal: PrincipalDep, session: SessionDep,
+    runtime: RuntimeDep,
+) -> dict[str, Any]:
+    return await _create(session, principal, runtime, account_id, conversation_id, body, [])
 
 
 async def _edit(session: Any, principal: Any, message_id: int, conversation_id: int | None, content: str | None) -> dict[str, Any]:

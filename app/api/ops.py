@@ -36,8 +36,9 @@ async def readyz(runtime: RuntimeDep) -> JSONResponse:
 
 
 #: The inbox page loads only its own scripts; e-mail HTML is shown in sandboxed srcdoc
-#: frames, which inherit this policy (so no script runs there either).
-INBOX_CSP = ("default-src 'self'; script-src 'self'; connect-src 'self' ws: wss:; img-src 'self' data: https:; "
+#: frames, which inherit this policy (so no script runs there either). ``blob:`` images:
+#: attachment previews, fetched with the agent's token (an ``<img src>`` cannot send it).
+INBOX_CSP = ("default-src 'self'; script-src 'self'; connect-src 'self' ws: wss:; img-src 'self' data: blob: https:; "
              "style-src 'self' 'unsafe-inline'; frame-src 'self'; frame-ancestors 'none'; base-uri 'none'; "
              "form-action 'self'; object-src 'none'")
 

@@ -45,6 +45,8 @@ class InboxCreate(Body):
     working_hours_enabled: bool | None = None
     timezone: str | None = None
     reopen_window_days: int | None = Field(default=None, ge=0, le=3650)
+    #: Chatwoot's inbox setting; kept with the channel settings (app/reports/csat.py).
+    csat_survey_enabled: bool | None = None
 
 
 class InboxUpdate(Body):
@@ -57,6 +59,8 @@ class InboxUpdate(Body):
     working_hours_enabled: bool | None = None
     timezone: str | None = None
     reopen_window_days: int | None = Field(default=None, ge=0, le=3650)
+    #: Chatwoot's inbox setting; kept with the channel settings (app/reports/csat.py).
+    csat_survey_enabled: bool | None = None
 
 
 class InboxMembers(Body):
@@ -145,6 +149,15 @@ class MessageCreate(Body):
     content_attributes: dict[str, Any] | None = None
     source_id: str | None = None
     echo_id: str | None = None
+    #: Chatwoot's WhatsApp template (``name``, ``language``, ``processed_params``); kept
+    #: as ``content_attributes.template_params``.
+    template_params: dict[str, Any] | None = None
+
+    def attributes(self) -> dict[str, Any] | None:
+        """``content_attributes`` with ``template_params`` folded in."""
+        if not self.template_params:
+            return self.content_attributes
+        return {**(self.content_attributes or {}), "template_params": self.template_params}
 
 
 class MessageUpdate(Body):

@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import re
 import uuid
 from pathlib import Path
 from typing import Any
@@ -44,6 +45,7 @@ from app.models import Contact, ContactInbox, Conversation, Inbox, Message
 from app.realtime.hub import Hub
 from app.realtime.visitor import VisitorSubscriber, visitor_message
 from app.runtime import Runtime
+from app.tickets import contacts as contact_service
 from app.tickets.ingest import ingest
 from app.tickets.views import present_messages
 from connectors.base import InboundMessage, SenderIdentity
@@ -101,11 +103,23 @@ class TooLarge(PostroomError):
     status_code = 413
 
 
+EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]+$")
+
+
 class NewVisitor(Body):
     website_token: str = Field(max_length=64)
     name: str | None = Field(default=None, max_length=120)
+    #: From the optional pre-chat form.
+    email: str | None = Field(default=None, max_length=320)
     page_url: str | None = Field(default=None, max_length=2000)
     locale: str | None = Field(default=None, max_length=35)
+
+
+class VisitorUpdate(Body):
+    """What a visitor may say about themselves: a name, and where replies may also go."""
+
+    name: str | None = Field(default=None, max_length=120)
+    email: str | None = Field(default=None, max_length=320)
 
 
 class VisitorMessage(Body):
@@ -181,6 +195,7 @@ async def _json_body(request: Request, guard: WidgetGuard, model: type[BaseModel
 
 def _inbox_config(inbox: Inbox) -> dict[str, Any]:
     settings = inbox.settings or {}
+    pre_chat = settings.get("pre_chat_form_options") or {}
     return {
         "name": inbox.name,
         "website_token": inbox.identifier,
@@ -188,14 +203,49 @@ def _inbox_config(inbox: Inbox) -> dict[str, Any]:
         "welcome_title": settings.get("welcome_title"),
         "welcome_tagline": settings.get("welcome_tagline"),
         "greeting_message": inbox.greeting_message if inbox.greeting_enabled else None,
+        # Chatwoot's names: an optional form before the first message …
+        "pre_chat_form_enabled": bool(settings.get("pre_chat_form_enabled", False)),
+        "pre_chat_message": pre_chat.get("pre_chat_message"),
+        "pre_chat_require_email": bool(pre_chat.get("require_email", False)),
+        # … and, when no agent answers, asking for an address replies may also go to.
+        "continuity_via_email": bool(settings.get("continuity_via_email", True)),
+        "email_collect_after_seconds": float(settings.get("email_collect_after_seconds", 60)),
     }
+
+
+def _email(value: str | None) -> str | None:
+    """A visitor's e-mail address, trimmed and lower-cased; Invalid when it is not one."""
+    if value is None or not value.strip():
+        return None
+    email = value.strip().lower()
+    if not EMAIL.match(email):
+        raise Invalid("that is not an e-mail address", field="email")
+    return email
+
+
+async def _remember_email(session: AsyncSession, contact: Contact, email: str) -> bool:
+    """Give the visitor's contact this e-mail, so replies can also go there.
+
+    A visitor cannot claim an address another contact of the account already has (that
+    would join an unverified visitor to a known customer): the address is then kept in
+    ``additional_attributes.unverified_email`` for an agent to merge. True when set.
+    """
+    taken = await session.scalar(select(Contact.id).where(
+        Contact.account_id == contact.account_id, Contact.email == email, Contact.id != contact.id))
+    changes: dict[str, Any] = {"additional_attributes": {"continuity_via_email": True}}
+    if taken is None:
+        changes["email"] = email
+    else:
+        changes["additional_attributes"]["unverified_email"] = email
+    await contact_service.update_contact(session, contact, changes)
+    return taken is None
 
 
 def _visitor_json(contact_inbox: ContactInbox, contact: Contact, inbox: Inbox) -> dict[str, Any]:
     return {
         "token": contact_inbox.pubsub_token,
         "source_id": contact_inbox.source_id,
-        "contact": {"id": contact.id, "name": contact.name},
+        "contact": {"id": contact.id, "name": contact.name, "email": contact.email},
         "inbox": _inbox_config(inbox),
     }
 
@@ -219,6 +269,7 @@ async def create_visitor(request: Request, runtime: RuntimeDep) -> dict[str, Any
     guard = guard_of(request.app)
     guard.buckets.check("visitor", request)
     body: NewVisitor = await _json_body(request, guard, NewVisitor)
+    email = _email(body.email)
     source_id = str(uuid.uuid4())
     async with runtime.db.write_session() as session:
         inbox = await _widget_inbox(session, body.website_token)
@@ -234,7 +285,23 @@ async def create_visitor(request: Request, runtime: RuntimeDep) -> dict[str, Any
         contact_inbox = ContactInbox(contact_id=contact.id, inbox_id=inbox.id, source_id=source_id)
         session.add(contact_inbox)
         await session.flush()
+        if email:
+            await _remember_email(session, contact, email)
         return _visitor_json(contact_inbox, contact, inbox)
+
+
+@router.patch("/widget/api/visitor", summary="The visitor's name or e-mail (replies then also go by e-mail)")
+async def update_visitor(request: Request, runtime: RuntimeDep) -> dict[str, Any]:
+    guard = guard_of(request.app)
+    guard.buckets.check("message", request)
+    body: VisitorUpdate = await _json_body(request, guard, VisitorUpdate)
+    email = _email(body.email)
+    async with runtime.db.write_session() as session:
+        contact_inbox, contact, inbox = await _visitor(session, request.headers.get(TOKEN_HEADER))
+        if body.name and body.name.strip():
+            await contact_service.update_contact(session, contact, {"name": body.name.strip()})
+        saved = await _remember_email(session, contact, email) if email else False
+        return {**_visitor_json(contact_inbox, contact, inbox), "email_saved": saved}
 
 
 @router.get("/widget/api/visitor", summary="Restore a visitor session from its token")

@@ -12,7 +12,9 @@ from app.models.conversations import (
 )
 from app.models.events import Event
 from app.models.inboxes import ConnectorCursor, ConnectorState, Inbox, InboxMember
+from app.models.quarantine import QuarantinedMessage
 from app.models.sla import BusinessCalendarRow, SlaClock, SlaPolicy
+from app.models.reports import CsatResponse, ReportingEvent, ReportingRollup, VolumeAlert, VolumePeak
 from app.models.webhooks import (
     AgentBot,
     AgentBotInbox,
@@ -23,6 +25,11 @@ from app.models.webhooks import (
 )
 
 __all__ = [
+    "CsatResponse",
+    "ReportingEvent",
+    "ReportingRollup",
+    "VolumeAlert",
+    "VolumePeak",
     "BusinessCalendarRow",
     "SlaClock",
     "SlaPolicy",
@@ -49,6 +56,7 @@ __all__ = [
     "InboxMember",
     "Label",
     "Message",
+    "QuarantinedMessage",
     "Team",
     "TeamMember",
     "User",

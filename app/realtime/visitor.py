@@ -55,6 +55,10 @@ def visitor_message(message: dict[str, Any]) -> dict[str, Any] | None:
         "deleted": bool(attributes.get("deleted")),
         "echo_id": attributes.get("echo_id") or metadata.get("echo_id"),
         "sender": sender_json,
+        # A satisfaction survey (app/reports/csat.py): the widget links to its public page.
+        "survey": ({"url": f"/survey/responses/{attributes['survey_uuid']}",
+                    "answered": bool(attributes.get("submitted_values"))}
+                   if message.get("content_type") == "input_csat" and attributes.get("survey_uuid") else None),
         "attachments": [
             {"file_type": a.get("file_type"), "file_name": a.get("file_name")}
             for a in message.get("attachments") or ()

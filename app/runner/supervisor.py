@@ -34,7 +34,7 @@ from app.runner import leases
 from app.runner.stale import warn_stale_inboxes
 from app.runner.worker import InboxWorker
 from app.storage import FileStore
-from connectors.registry import pulled_channel_types
+from connectors.registry import runner_channel_types
 
 log = logging.getLogger("postroom.runner")
 
@@ -126,7 +126,7 @@ class ConnectorRunner:
             log.warning("lost the lease of inbox %s", inbox_id)
             worker, _ = self.workers.pop(inbox_id)
             worker.stopping.set()
-        types = pulled_channel_types()
+        types = runner_channel_types()  # pulled, and push channels for their replies
         await leases.ensure_rows(self.db, types)
         claimed = await leases.claim(self.db, self.owner, self.lease, types, exclude=list(self.workers), only=self.only)
         for inbox_id in claimed:

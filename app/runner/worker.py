@@ -1,4 +1,4 @@
-"""One owned inbox: its pull loop and its reply sender, under the process's lease.
+"""One owned inbox: its pull loop (pulled channels) and its reply sender, under the process's lease.
 
 The pull loop fetches from the saved cursor, stores the messages, the edits and the new
 cursor in one transaction (fenced by the lease, see :func:`app.runner.leases.hold`), and on
@@ -23,8 +23,10 @@ from app.runner.backoff import retry_delay
 from app.runner.dispatch import ReplySender
 from app.tickets.edits import apply_edits
 from app.tickets.ingest import ingest_messages
+from app.tickets.quarantine import store_quarantined
 from connectors.base import (
     AuthFailed,
+    Connector,
     ConnectorConfig,
     InboundMessage,
     NotConfigured,
@@ -48,8 +50,13 @@ class _Loaded:
     """The inbox's connector as last built, and what it was built from."""
 
     fingerprint: str
-    connector: PullConnector | None
+    connector: Connector | None
     problem: str | None = None
+
+
+def _fingerprint(inbox: Inbox) -> str:
+    """What the inbox's connector is built from; a change rebuilds it."""
+    return json.dumps([inbox.settings, inbox.credentials_encrypted], sort_keys=True, default=str)
 
 
 class Stopped(Exception):
@@ -100,7 +107,7 @@ class InboxWorker:
             if inbox is None:
                 self._gone = True
                 return None
-            fingerprint = json.dumps([inbox.settings, inbox.credentials_encrypted], sort_keys=True, default=str)
+            fingerprint = _fingerprint(inbox)
             if self._loaded is not None and self._loaded.fingerprint == fingerprint:
                 return self._loaded
             old = self._loaded
@@ -118,12 +125,27 @@ class InboxWorker:
             return _Loaded(fingerprint, None, f"no connector for channel type {inbox.channel_type}")
         try:
             secrets = self.runner.box.open(inbox.credentials_encrypted) if inbox.credentials_encrypted else {}
-            config = ConnectorConfig(inbox_id=inbox.id, settings=dict(inbox.settings or {}), secrets=secrets)
+            config = ConnectorConfig(inbox_id=inbox.id, settings=dict(inbox.settings or {}), secrets=secrets,
+                                     save_secrets=self._save_secrets)
             return _Loaded(fingerprint, cls(config))
         except NotConfigured as exc:
             return _Loaded(fingerprint, None, str(exc))
         except Exception as exc:  # noqa: BLE001 - unreadable credentials, bad settings
             return _Loaded(fingerprint, None, f"{type(exc).__name__}: {exc}")
+
+    async def _save_secrets(self, values: dict[str, Any]) -> None:
+        """Store secrets the connector changed (refreshed tokens), encrypted, and keep the
+        connector that holds them: it is not rebuilt for its own change. Credentials an
+        admin changed meanwhile win (the connector is rebuilt from them)."""
+        async with self.runner.db.write_session() as session:
+            inbox = await session.get(Inbox, self.inbox_id, with_for_update=True)
+            loaded = self._loaded
+            if inbox is None or loaded is None or _fingerprint(inbox) != loaded.fingerprint:
+                return
+            current = self.runner.box.open(inbox.credentials_encrypted) if inbox.credentials_encrypted else {}
+            inbox.credentials_encrypted = self.runner.box.seal({**current, **values})
+            await session.flush()
+            loaded.fingerprint = _fingerprint(inbox)
 
     @property
     def gone(self) -> bool:
@@ -190,6 +212,11 @@ class InboxWorker:
             await self._set_state("disabled", loaded.problem)
             await self.sleep(settings.connector_scan_seconds)
             return
+        if not isinstance(loaded.connector, PullConnector):
+            # A push channel: its platform calls the webhook; this worker only sends replies.
+            await self._set_state("connected", None)
+            await self.sleep(settings.connector_scan_seconds)
+            return
         wait = self._pause_until - time.monotonic()
         if wait > 0:  # re-read the settings meanwhile: new credentials end the pause
             await self.sleep(min(wait, settings.connector_scan_seconds))
@@ -221,20 +248,23 @@ class InboxWorker:
             self._failures += 1
             await self.backoff("backing_off", f"{type(exc).__name__}: {exc}", retry_delay(self._failures, schedule))
         else:
-            await self._store(messages, cursor, new_cursor)
+            await self._store(messages, cursor, new_cursor, connector.drain_quarantined())
 
-    async def _store(self, messages: list[InboundMessage], cursor: dict[str, Any], new_cursor: dict[str, Any]) -> None:
+    async def _store(self, messages: list[InboundMessage], cursor: dict[str, Any], new_cursor: dict[str, Any],
+                     quarantined: list[Any] | None = None) -> None:
         """Messages, edits and the cursor in one transaction, fenced by the lease."""
         fresh = [m for m in messages if not m.edited]
         edits = [m for m in messages if m.edited]
         now = utcnow()
-        quiet = not messages and new_cursor == cursor
+        quiet = not messages and not quarantined and new_cursor == cursor
         if quiet and self._state == "connected" and time.monotonic() - self._last_success_write < SUCCESS_WRITE_SECONDS:
             self._failures = 0
             return
         owner = self.runner.owner
 
         async def also(session: AsyncSession) -> None:
+            if quarantined:  # unreadable items move past with the cursor, never lost
+                await store_quarantined(session, self.runner.store, self.inbox_id, quarantined)
             if edits:
                 await apply_edits(session, edits)
             if new_cursor != cursor:

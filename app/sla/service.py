@@ -69,10 +69,10 @@ async def save_calendar(session: AsyncSession, account_id: int, row: BusinessCal
         BusinessCalendar.from_document({"timezone": row.timezone, "weekly": row.weekly, "holidays": row.holidays})
     except (ValueError, KeyError, TypeError) as exc:
         raise Invalid(f"calendar is not valid: {exc}", field="weekly") from exc
+    await session.flush()  # a new row needs its id before the others are cleared
     if row.is_default:
         await session.execute(update(BusinessCalendarRow).where(
-            BusinessCalendarRow.account_id == account_id, BusinessCalendarRow.id != (row.id or 0)).values(is_default=False))
-    await session.flush()
+            BusinessCalendarRow.account_id == account_id, BusinessCalendarRow.id != row.id).values(is_default=False))
     return row
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from sqlalchemy import delete, func, or_, select, update
+from sqlalchemy import ColumnElement, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.errors import Conflict, Invalid, NotFound
@@ -19,7 +19,7 @@ from app.models import (
     Message,
     utcnow,
 )
-from app.tickets import presenters
+from app.tickets import presenters, search
 
 SORTABLE = {
     "name": Contact.name,
@@ -57,19 +57,26 @@ async def list_contacts(
 
 
 async def search_contacts(
-    session: AsyncSession, account_id: int, q: str, *, page: int = 1, limit: int = 15
+    session: AsyncSession, account_id: int, q: str, *, page: int = 1, limit: int = 15,
+    inbox_filter: ColumnElement[bool] | None = None,
 ) -> tuple[list[Contact], int]:
-    """Contacts whose name, e-mail, phone or identifier contains ``q`` (any script)."""
-    pattern = f"%{q.strip()}%"
-    condition = (Contact.account_id == account_id) & or_(
-        Contact.name.ilike(pattern),
-        Contact.email.ilike(pattern),
-        Contact.phone_number.ilike(pattern),
-        Contact.identifier.ilike(pattern),
-    )
+    """Contacts whose name, e-mail, phone or identifier contains ``q`` (any script).
+
+    ``inbox_filter`` (a clause on ``ContactInbox.inbox_id``) limits an agent to contacts
+    with an identity on one of their inboxes. An empty query finds nothing.
+    """
+    q = search.normalize_query(q)
+    if not q:
+        return [], 0
+    condition = (Contact.account_id == account_id) & search.contact_condition(q, session.bind.dialect.name)
+    if inbox_filter is not None:
+        condition = condition & select(ContactInbox.id).where(
+            ContactInbox.contact_id == Contact.id, inbox_filter
+        ).exists()
     total = await session.scalar(select(func.count()).where(condition))
     rows = await session.scalars(
-        select(Contact).where(condition).order_by(Contact.id.desc())
+        select(Contact).where(condition)
+        .order_by(Contact.last_activity_at.desc().nulls_last(), Contact.id.desc())
         .offset(max(page - 1, 0) * limit).limit(limit)
     )
     return list(rows), int(total or 0)

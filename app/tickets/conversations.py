@@ -28,6 +28,7 @@ from app.models import (
 )
 from app.models.conversations import PRIORITIES, STATUSES
 from app.sla import hooks as sla_hooks
+from app.tickets import search
 from app.tickets.numbering import next_display_id
 from app.tickets.views import present_conversation
 
@@ -63,7 +64,8 @@ class ConversationFilter:
     q: str | None = None
 
 
-def _filtered(principal: Principal, f: ConversationFilter, *, with_assignee: bool = True) -> Select:
+def _filtered(principal: Principal, f: ConversationFilter, *, with_assignee: bool = True,
+              dialect: str = "sqlite") -> Select:
     query = select(Conversation).where(
         Conversation.account_id == principal.account_id,
         principal.inbox_filter(Conversation.inbox_id),
@@ -84,18 +86,9 @@ def _filtered(principal: Principal, f: ConversationFilter, *, with_assignee: boo
             .exists()
         )
     if f.q:
-        pattern = f"%{f.q}%"
         query = query.where(
-            or_(
-                select(Message.id)
-                .where(Message.conversation_id == Conversation.id, Message.content.ilike(pattern))
-                .exists(),
-                select(Contact.id)
-                .where(
-                    Contact.id == Conversation.contact_id,
-                    or_(Contact.name.ilike(pattern), Contact.email.ilike(pattern)),
-                )
-                .exists(),
+            search.conversation_condition(
+                f.q, dialect, principal.account_id, Conversation.id, Conversation.contact_id, Conversation.display_id
             )
         )
     if with_assignee:
@@ -117,7 +110,7 @@ async def count_conversations(
     session: AsyncSession, principal: Principal, f: ConversationFilter
 ) -> dict[str, int]:
     """Chatwoot's ``meta`` counts: mine, unassigned, assigned and all, in one query."""
-    base = _filtered(principal, f, with_assignee=False).subquery()
+    base = _filtered(principal, f, with_assignee=False, dialect=session.bind.dialect.name).subquery()
     row = (
         await session.execute(
             select(
@@ -167,7 +160,7 @@ async def list_conversations(
     ``(last_activity_at, id)``, an index range scan however deep the page; without it,
     Chatwoot's ``page`` numbers are honoured with OFFSET.
     """
-    query = _filtered(principal, f).order_by(
+    query = _filtered(principal, f, dialect=session.bind.dialect.name).order_by(
         Conversation.last_activity_at.desc(), Conversation.id.desc()
     )
     if after:
@@ -371,6 +364,11 @@ async def change_status(
         "conversation.status_changed",
         {"status": {"previous_value": previous, "current_value": status}},
     )
+    if status == "resolved":
+        from app.config import get_settings
+        from app.reports import csat
+
+        await csat.on_resolved(session, conversation, inbox, get_settings().public_url)
 
 
 async def assign(

@@ -17,7 +17,7 @@ from app.auth.secrets_box import SecretsBox
 from app.errors import Invalid, NotFound
 from app.models import ConnectorState, Inbox, InboxMember, User
 from app.tickets.presenters import connection_json
-from connectors.registry import pulled_channel_types
+from connectors.registry import push_connector_for, runner_channel_types
 
 #: Channel types the inbox API accepts (Chatwoot's names where Chatwoot has them).
 CHANNEL_TYPES = (
@@ -67,6 +67,9 @@ async def create_inbox(
     if not name or not name.strip():
         raise Invalid("name can't be blank", field="name")
     settings, secret_values = _split_channel(channel)
+    push = push_connector_for(channel_type)
+    for setting in push.generated_settings if push else ():
+        settings.setdefault(setting, secrets.token_urlsafe(24))  # pasted into the platform's console
     inbox = Inbox(
         account_id=account_id,
         name=name.strip(),
@@ -120,8 +123,8 @@ async def list_inboxes(session: AsyncSession, account_id: int, only: frozenset[i
 
 
 async def connections(session: AsyncSession, inboxes: list[Inbox]) -> dict[int, dict[str, Any]]:
-    """The connection state of the pulled inboxes among ``inboxes`` (for ``inbox_json``)."""
-    pulled = [i.id for i in inboxes if i.channel_type in pulled_channel_types()]
+    """The connection state of the runner's inboxes among ``inboxes`` (for ``inbox_json``)."""
+    pulled = [i.id for i in inboxes if i.channel_type in runner_channel_types()]
     if not pulled:
         return {}
     rows = {s.inbox_id: s for s in await session.scalars(

@@ -9,6 +9,8 @@ with a ``message.updated`` event so agents see it.
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -19,6 +21,8 @@ from connectors.base import InboundAttachment, OutboundMessage
 
 #: Message types a dispatcher sends (notes are private; activity lines are local).
 SENT_TYPES = ("outgoing", "template")
+#: Earlier platform ids of a thread handed to a connector (e-mail's References).
+THREAD_IDS = 20
 
 
 async def pending_replies(session: AsyncSession, inbox_id: int, *, limit: int = 20) -> list[Message]:
@@ -54,6 +58,7 @@ async def outbound_for(session: AsyncSession, store: FileStore, message: Message
         if source:
             in_reply_to.append(source)
     return OutboundMessage(
+        metadata=await _send_context(session, message),
         inbox_id=message.inbox_id,
         message_id=message.id,
         conversation_thread_key=conversation.thread_key,
@@ -64,6 +69,37 @@ async def outbound_for(session: AsyncSession, store: FileStore, message: Message
         in_reply_to=in_reply_to,
         created_at=message.created_at,
     )
+
+
+#: Reply attributes a connector needs to send (the reply-window tag, a WhatsApp template).
+_SEND_ATTRIBUTES = ("message_tag", "template_params")
+
+
+async def _send_context(session: AsyncSession, message: Message) -> dict[str, Any]:
+    """What the platform needs besides the text: the tag or template chosen when the reply
+    was written, and the customer's last message (LINE answers it with its reply token)."""
+    attributes = message.content_attributes or {}
+    context: dict[str, Any] = {k: attributes[k] for k in _SEND_ATTRIBUTES if attributes.get(k)}
+    last = (await session.execute(
+        select(Message.source_id, Message.created_at, Message.additional_attributes)
+        .where(Message.conversation_id == message.conversation_id, Message.message_type == "incoming",
+               Message.id < message.id)
+        .order_by(Message.id.desc()).limit(1))).first()
+    if last is not None:
+        context["last_incoming"] = {"source_id": last[0], "at": last[1].isoformat(),
+                                    "metadata": (last[2] or {}).get("metadata") or {}}
+    # The thread's earlier platform ids, oldest first, and its subject (e-mail's
+    # References and "Re:" line).
+    context["thread_source_ids"] = list(await session.scalars(
+        select(Message.source_id)
+        .where(Message.conversation_id == message.conversation_id, Message.id < message.id,
+               Message.source_id.is_not(None), Message.private.is_(False))
+        .order_by(Message.id.desc()).limit(THREAD_IDS)))[::-1]
+    conversation = await session.get(Conversation, message.conversation_id)
+    subject = (conversation.additional_attributes or {}).get("mail_subject") if conversation else None
+    if subject:
+        context["subject"] = subject
+    return context
 
 
 def _read(store: FileStore, path: str | None) -> bytes | None:

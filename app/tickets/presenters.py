@@ -22,6 +22,7 @@ from app.models import (
     Team,
     User,
 )
+from connectors.registry import push_channel_types
 
 MESSAGE_TYPE_CODES = {"incoming": 0, "outgoing": 1, "activity": 2, "template": 3}
 
@@ -169,6 +170,9 @@ def inbox_json(
             f'<script src="{public_base_url}/widget/sdk.js" '
             f'data-website-token="{inbox.identifier}" async></script>'
         )
+    if inbox.channel_type in push_channel_types():
+        # What the administrator pastes into the platform's console (with verify_token).
+        body["webhook_url"] = f"{public_base_url}/webhooks/{inbox.channel_type}/{inbox.identifier}"
     if connection is not None:
         body["connection"] = connection
         body["reauthorization_required"] = connection["state"] == "auth_failed"

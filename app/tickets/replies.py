@@ -8,6 +8,8 @@ chat) store it ``sent`` at once.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import select
@@ -16,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.auth.principal import Principal
 from app.errors import Invalid, NotFound
 from app.events.log import append_event
-from app.models import Conversation, Inbox, Message, utcnow
+from app.models import Attachment, Conversation, Inbox, Message, utcnow
 from app.sla import hooks as sla_hooks
 from app.sla.engine import reply_permission
 from app.tickets.views import present_messages
@@ -25,6 +27,25 @@ from connectors.registry import dispatched_channel_types
 #: Channel types whose replies a dispatcher delivers (the connector registry's).
 DISPATCHED_CHANNELS: set[str] = set(dispatched_channel_types())
 MAX_CONTENT_CHARS = 150_000
+
+
+@dataclass(frozen=True)
+class StoredFile:
+    """A file an agent uploaded, already saved in the file store."""
+
+    storage_path: str
+    file_name: str | None
+    content_type: str | None
+    file_size: int
+    file_type: str = "file"
+
+    def row(self, message: Message) -> Attachment:
+        """The attachment row of ``message`` for this file."""
+        return Attachment(
+            account_id=message.account_id, message_id=message.id, file_type=self.file_type,
+            content_type=self.content_type, file_name=self.file_name, file_size=self.file_size,
+            storage_path=self.storage_path, created_at=utcnow(),
+        )
 
 
 async def queue_message_event(
@@ -83,15 +104,17 @@ async def create_message(
     content_attributes: dict[str, Any] | None = None,
     source_id: str | None = None,
     echo_id: str | None = None,
+    attachments: Sequence[StoredFile] = (),
 ) -> tuple[Message, bool]:
     """A reply or private note by the caller; returns (message, created).
 
     With a ``source_id`` the call is idempotent: the same source id on the same inbox
-    returns the message stored the first time.
+    returns the message stored the first time. ``attachments`` are files already in the
+    file store (uploaded with the message).
     """
     if message_type not in ("outgoing", "incoming", "template"):
         raise Invalid("message_type must be outgoing, incoming or template", field="message_type")
-    if not content and not content_attributes:
+    if not content and not content_attributes and not attachments:
         raise Invalid("content can't be blank", field="content")
     if content and len(content) > MAX_CONTENT_CHARS:
         raise Invalid(f"content is longer than {MAX_CONTENT_CHARS} characters", field="content")
@@ -138,6 +161,9 @@ async def create_message(
         created_at=now,
     )
     session.add(message)
+    if attachments:
+        await session.flush()
+        session.add_all(stored.row(message) for stored in attachments)
     if not private:
         conversation.last_activity_at = now
         if incoming:

@@ -9,7 +9,7 @@ ACCOUNT_EVENTS = (
     "conversation_created", "conversation_updated", "conversation_status_changed",
     "message_created", "message_updated", "contact_created", "contact_updated",
     "webwidget_triggered", "conversation_typing_on", "conversation_typing_off",
-    "sla_warning", "sla_breached",
+    "sla_warning", "sla_breached", "volume_spike",
 )
 #: Events an agent bot receives for the conversations of its inboxes.
 BOT_EVENTS = ("message_created", "message_updated", "conversation_opened", "conversation_resolved", "webwidget_triggered")
@@ -27,6 +27,7 @@ _NAMES = {
     "webwidget.triggered": ["webwidget_triggered"],
     "sla.warning": ["sla_warning"],
     "sla.breached": ["sla_breached"],
+    "volume.spike": ["volume_spike"],
 }
 _MESSAGE_TYPES = {0: "incoming", 1: "outgoing", 2: "activity", 3: "template"}
 

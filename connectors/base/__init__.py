@@ -6,7 +6,7 @@ Connectors never touch the database. They turn platform data into
 (``app.tickets``) decides what to store, and the runner (``app.runner``) drives them.
 """
 
-from connectors.base.connector import ConnectorConfig, Cursor, PullConnector, redact
+from connectors.base.connector import Connector, ConnectorConfig, Cursor, PullConnector, redact
 from connectors.base.errors import (
     AuthFailed,
     ConnectorError,
@@ -21,10 +21,29 @@ from connectors.base.messages import (
     OutboundMessage,
     SenderIdentity,
 )
+from connectors.base.push import (
+    ContactEvent,
+    HandshakeRefused,
+    PushConnector,
+    Quarantined,
+    Receipt,
+    SignatureInvalid,
+    WebhookBatch,
+    WebhookRequest,
+)
 
 __all__ = [
     "AuthFailed",
+    "Connector",
     "ConnectorConfig",
+    "ContactEvent",
+    "HandshakeRefused",
+    "PushConnector",
+    "Quarantined",
+    "Receipt",
+    "SignatureInvalid",
+    "WebhookBatch",
+    "WebhookRequest",
     "ConnectorError",
     "Cursor",
     "InboundAttachment",

@@ -1,4 +1,4 @@
-"""The narrow interface every pull-style connector implements.
+"""The narrow interface every connector implements (push channels: ``connectors.base.push``).
 
 A connector talks to one platform for one inbox. It never touches the database: the
 runner (``app/runner``) gives it the inbox's settings and secrets, a cursor to fetch
@@ -16,7 +16,7 @@ Both raise the typed errors of :mod:`connectors.base.errors`.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, ClassVar
@@ -35,6 +35,9 @@ class ConnectorConfig:
     inbox_id: int
     settings: Mapping[str, Any] = field(default_factory=dict)
     secrets: Mapping[str, Any] = field(default_factory=dict)
+    #: Stores changed secrets (refreshed tokens) encrypted with the inbox's credentials;
+    #: given by the runner, None elsewhere.
+    save_secrets: Callable[[dict[str, Any]], Awaitable[None]] | None = field(default=None, compare=False)
 
     def secret(self, name: str) -> str:
         """A required secret; :class:`NotConfigured` when it is missing or blank."""
@@ -44,8 +47,8 @@ class ConnectorConfig:
         return str(value).strip()
 
 
-class PullConnector(ABC):
-    """A channel whose messages Postroom fetches (long polling, paging through an API)."""
+class Connector(ABC):
+    """What every connector does: deliver replies for one inbox (pull and push alike)."""
 
     #: The inbox channel type this connector serves (``Inbox.channel_type``).
     channel_type: ClassVar[str]
@@ -59,6 +62,17 @@ class PullConnector(ABC):
         """Check the configuration; raise :class:`NotConfigured` when it is incomplete."""
         self.config = config
 
+    @abstractmethod
+    async def send(self, message: OutboundMessage) -> str:
+        """Deliver a reply; returns the platform's message id."""
+
+    async def aclose(self) -> None:
+        """Release connections (called when the runner lets the inbox go)."""
+
+
+class PullConnector(Connector):
+    """A channel whose messages Postroom fetches (long polling, paging through an API)."""
+
     @property
     def fetch_timeout(self) -> float:
         """The longest a ``fetch`` may take (long polls included)."""
@@ -68,12 +82,10 @@ class PullConnector(ABC):
     async def fetch(self, cursor: Cursor) -> tuple[list[InboundMessage], Cursor]:
         """Messages after ``cursor``, and the cursor to fetch from next time."""
 
-    @abstractmethod
-    async def send(self, message: OutboundMessage) -> str:
-        """Deliver a reply; returns the platform's message id."""
-
-    async def aclose(self) -> None:
-        """Release connections (called when the runner lets the inbox go)."""
+    def drain_quarantined(self) -> list[Any]:
+        """Items the last ``fetch`` could not read (``connectors.base.push.Quarantined``);
+        the runner stores them in the transaction that saves the cursor past them."""
+        return []
 
 
 def redact(text: str, secrets: Iterable[Any]) -> str:

@@ -13,10 +13,11 @@ export function createApi(session, { onUnauthorized } = {}) {
     const url = account ? `/api/v1/accounts/${session.accountId}${path}` : path;
     const headers = { Accept: "application/json" };
     if (session.token) headers.api_access_token = session.token;
-    if (body !== undefined) headers["Content-Type"] = "application/json";
+    const form = body instanceof FormData;
+    if (body !== undefined && !form) headers["Content-Type"] = "application/json";
     let response;
     try {
-      response = await fetch(url, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+      response = await fetch(url, { method, headers, body: body === undefined || form ? body : JSON.stringify(body) });
     } catch (error) {
       throw new ApiError(0, error.message || "network error");
     }
@@ -34,6 +35,14 @@ export function createApi(session, { onUnauthorized } = {}) {
     post: (path, body = {}, options) => request("POST", path, body, options),
     patch: (path, body = {}, options) => request("PATCH", path, body, options),
     del: (path, options) => request("DELETE", path, undefined, options),
+    /** POST multipart form data (files); the browser sets the boundary. */
+    upload: (path, formData, options) => request("POST", path, formData, options),
+    /** An attachment's bytes (its URL needs the token, so an <img src> cannot load it). */
+    async blob(url) {
+      const response = await fetch(url, { headers: { api_access_token: session.token } });
+      if (!response.ok) throw new ApiError(response.status, response.statusText || `HTTP ${response.status}`);
+      return response.blob();
+    },
   };
 }
 

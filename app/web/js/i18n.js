@@ -21,6 +21,8 @@ const STRINGS = {
     "login.failed": "The email or password is wrong.",
     "login.error": "Could not sign in: {message}",
     "header.logout": "Log out",
+    "nav.reports": "Reports",
+    "nav.inbox": "Back to the inbox",
     "header.shortcuts": "Keyboard shortcuts",
     "header.language": "Language",
     "header.signedInAs": "Signed in as {name}",
@@ -110,6 +112,8 @@ const STRINGS = {
     "login.failed": "อีเมลหรือรหัสผ่านไม่ถูกต้อง",
     "login.error": "เข้าสู่ระบบไม่สำเร็จ: {message}",
     "header.logout": "ออกจากระบบ",
+    "nav.reports": "รายงาน",
+    "nav.inbox": "กลับไปที่กล่องข้อความ",
     "header.shortcuts": "แป้นพิมพ์ลัด",
     "header.language": "ภาษา",
     "header.signedInAs": "เข้าสู่ระบบในชื่อ {name}",
@@ -199,6 +203,8 @@ const STRINGS = {
     "login.failed": "Email hoặc mật khẩu không đúng.",
     "login.error": "Không đăng nhập được: {message}",
     "header.logout": "Đăng xuất",
+    "nav.reports": "Báo cáo",
+    "nav.inbox": "Quay lại hộp thư",
     "header.shortcuts": "Phím tắt",
     "header.language": "Ngôn ngữ",
     "header.signedInAs": "Đang đăng nhập: {name}",
@@ -288,6 +294,8 @@ const STRINGS = {
     "login.failed": "ایمیل یا گذرواژه نادرست است.",
     "login.error": "ورود ممکن نشد: {message}",
     "header.logout": "خروج",
+    "nav.reports": "گزارش‌ها",
+    "nav.inbox": "بازگشت به صندوق",
     "header.shortcuts": "میان‌برهای صفحه‌کلید",
     "header.language": "زبان",
     "header.signedInAs": "واردشده با نام {name}",
@@ -377,6 +385,8 @@ const STRINGS = {
     "login.failed": "邮箱或密码错误。",
     "login.error": "无法登录：{message}",
     "header.logout": "退出登录",
+    "nav.reports": "报表",
+    "nav.inbox": "返回收件箱",
     "header.shortcuts": "键盘快捷键",
     "header.language": "语言",
     "header.signedInAs": "当前登录：{name}",
@@ -460,6 +470,11 @@ const STRINGS = {
 
 const STORAGE_KEY = "postroom.language";
 let current = "en";
+
+/** Merge more strings into the tables (feature modules keep their own: {en: {...}, th: {...}}). */
+export function addStrings(tables) {
+  for (const [code, table] of Object.entries(tables)) STRINGS[code] = { ...STRINGS[code], ...table };
+}
 
 /** The interface string for `key`, with `{name}` placeholders filled from `params`. */
 export function t(key, params = {}) {

@@ -1,9 +1,15 @@
 // The agents' inbox: conversation list (tabs, filters, keyset paging), conversation view
 // (messages, notes, actions), composer, live updates from the stream, shortcuts.
 
+import { attachmentView, filePicker } from "./attachments.js";
+import { cannedPicker } from "./canned.js";
+import { contactPanel } from "./contact-panel.js";
 import { h, reconcile, replaceChildren } from "./dom.js";
 import { LANGUAGES, formatAgo, formatTime, isoTime, language, setLanguage, t } from "./i18n.js";
+import { createNotifier, mentions } from "./notify.js";
+import { formatDuration, riskBand, sellerView } from "./seller.js";
 import { LiveStream } from "./stream.js";
+import "./strings-inbox.js";
 
 const STATUSES = ["open", "pending", "snoozed", "resolved", "all"];
 const TABS = [
@@ -20,6 +26,12 @@ const CHANNELS = {
   "Channel::Walmart": "Walmart", "Channel::Ebay": "eBay",
 };
 const PREFS_KEY = "postroom.inbox.prefs";
+const PRIORITIES = ["", "low", "medium", "high", "urgent"];
+const SEARCH_DELAY_MS = 250;
+// Kept in step with the server's POSTROOM_MAX_UPLOAD_BYTES default (25 MiB); the server decides.
+const MAX_UPLOAD_BYTES = 25 * 1024 * 1024;
+// Channel types whose reply window, once closed, still allows templates (and nothing free).
+const TEMPLATE_CHANNELS = new Set(["Channel::Whatsapp"]);
 const TYPING_SEND_MS = 3000;
 const TYPING_IDLE_MS = 4000;
 const TYPING_SHOW_MS = 6000;
@@ -64,6 +76,11 @@ export function mountInbox(root, session, api, { onLogout }) {
     buffered: [],
     fetching: new Set(),
     mode: "reply",
+    query: "",                  // the search box; non-empty: the list shows search results
+    searchPage: 0,
+    searchCount: null,
+    teams: [],
+    view: "list",               // "list" or "seller"
   };
   const me = session.user;
   const els = {};
@@ -75,6 +92,14 @@ export function mountInbox(root, session, api, { onLogout }) {
   let typingSent = 0;
   let typingIdle = null;
   let listRenderedOnce = false;
+  let searchTimer = null;
+  let windowTimer = null;
+  let countdownTimer = null;
+  let seller = null;
+  let canned = null;
+  let panel = null;
+  let files = null;
+  const notifier = createNotifier();
 
   // -- layout ---------------------------------------------------------------------------
   function build() {
@@ -91,6 +116,7 @@ export function mountInbox(root, session, api, { onLogout }) {
       h("span", { class: "spacer" }),
       h("label", { class: "inline-label", for: "language" }, t("header.language")),
       languageSelect,
+      notifier.button(),
       h("button", { type: "button", class: "ghost", id: "shortcuts-button", "aria-haspopup": "dialog",
         onclick: openShortcuts }, h("kbd", {}, "?"), " ", t("header.shortcuts")),
       h("span", { class: "me", dir: "auto", title: t("header.signedInAs", { name: me.name }) }, me.name),
@@ -104,7 +130,19 @@ export function mountInbox(root, session, api, { onLogout }) {
     els.listNote = h("p", { class: "list-note", role: "status" });
     els.more = h("button", { type: "button", class: "load-more", hidden: true, onclick: () => loadList({ append: true }) },
       t("list.loadMore"));
+    els.search = h("input", { type: "search", id: "search", value: state.query, placeholder: t("search.placeholder"),
+      autocomplete: "off", dir: "auto", oninput: (e) => searchChanged(e.target.value), onkeydown: searchKeys });
+    els.searchNote = h("p", { class: "search-note", id: "search-note", role: "status" });
+    els.sellerButton = h("button", { type: "button", class: "secondary seller-toggle", id: "seller-toggle",
+      "aria-pressed": String(state.view === "seller"), onclick: () => showView(state.view === "seller" ? "list" : "seller") },
+    state.view === "seller" ? t("seller.back") : t("seller.tab"));
     const sidebar = h("nav", { class: "sidebar", "aria-label": t("list.label") },
+      h("form", { class: "search", role: "search", onsubmit: (e) => { e.preventDefault(); searchChanged(els.search.value, 0); } },
+        h("label", { for: "search", class: "sr-only" }, t("search.label")), els.search,
+        h("button", { type: "button", class: "link", id: "search-clear", hidden: !state.query, "aria-label": t("search.clear"),
+          onclick: () => { els.search.value = ""; searchChanged("", 0); els.search.focus(); } }, "×")),
+      els.searchNote,
+      els.sellerButton,
       els.tabs,
       h("div", { class: "filters" },
         h("div", { class: "field" }, h("label", { for: "status-filter" }, t("filter.status")), els.status),
@@ -112,14 +150,21 @@ export function mountInbox(root, session, api, { onLogout }) {
       h("div", { class: "list-panel", role: "tabpanel", id: "conv-panel" }, els.list, els.listNote, els.more));
 
     els.main = h("main", { class: "conversation", id: "conversation", tabindex: "-1" });
+    els.aside = h("aside", { class: "contact-panel", id: "contact-panel", "aria-labelledby": "contact-title" });
     els.announcer = h("div", { class: "sr-only", "aria-live": "polite", id: "announcer" });
     els.dialog = buildShortcuts();
-    replaceChildren(root, header, h("div", { class: "layout" }, sidebar, els.main), els.announcer, els.dialog);
+    replaceChildren(root, header, h("div", { class: "layout" }, sidebar, els.main, els.aside), els.announcer, els.dialog);
+    panel = contactPanel(els.aside, api, { channelLabel, onOpen: (id) => select(id, { focusRow: true }) });
+    seller?.stop();
+    seller = sellerView(els.main, api, { channelLabel, inboxName: (id) => state.inboxes.get(id)?.name,
+      onOpen: (id) => { showView("list"); select(id); } });
     root.removeAttribute("aria-busy");
     renderTabs();
     renderInboxFilter();
     renderList();
-    renderConversation();
+    renderSearchNote();
+    if (state.view === "seller") showView("seller");
+    else renderConversation();
   }
 
   function buildShortcuts() {
@@ -197,6 +242,8 @@ export function mountInbox(root, session, api, { onLogout }) {
   }
 
   function matches(conv) {
+    // Search results cannot be re-judged here: listed ones stay, new ones are not added.
+    if (state.query) return state.order.includes(conv.id);
     if (state.status !== "all" && conv.status !== state.status) return false;
     if (state.inboxId && String(conv.inbox_id) !== String(state.inboxId)) return false;
     if (state.tab === "mine") return conv.assignee_id === me.id;
@@ -207,7 +254,59 @@ export function mountInbox(root, session, api, { onLogout }) {
   function listQuery(extra = {}) {
     const params = new URLSearchParams({ status: state.status, ...extra });
     if (state.inboxId) params.set("inbox_id", state.inboxId);
+    if (state.query) params.set("q", state.query);  // the API then ignores the status, as Chatwoot does
     return params;
+  }
+
+  // -- search -------------------------------------------------------------------------------
+  function searchChanged(value, delay = SEARCH_DELAY_MS) {
+    clearTimeout(searchTimer);
+    searchTimer = setTimeout(() => {
+      const q = value.trim();
+      if (q === state.query) return;
+      state.query = q;
+      state.searchCount = null;
+      const clear = root.querySelector("#search-clear");
+      if (clear) clear.hidden = !q;
+      renderSearchNote();
+      loadList();
+    }, delay);
+  }
+
+  function searchKeys(event) {
+    if (event.key === "Escape" && els.search.value) {
+      event.preventDefault();
+      els.search.value = "";
+      searchChanged("", 0);
+    } else if (event.key === "ArrowDown" && state.order.length) {
+      event.preventDefault();
+      select(state.order[0], { focusRow: true });
+    }
+  }
+
+  function renderSearchNote() {
+    if (!els.searchNote) return;
+    const text = !state.query || state.searchCount === null ? ""
+      : state.searchCount ? t("search.results", { count: state.searchCount }) : t("search.none", { q: state.query });
+    els.searchNote.textContent = text;
+    els.searchNote.hidden = !text;
+  }
+
+  // -- views: the conversations, or the seller view ----------------------------------------------
+  function showView(view) {
+    state.view = view;
+    els.sellerButton.setAttribute("aria-pressed", String(view === "seller"));
+    els.sellerButton.textContent = view === "seller" ? t("seller.back") : t("seller.tab");
+    if (view === "seller") {
+      els.aside.hidden = true;
+      els.main.setAttribute("aria-label", t("seller.title"));
+      els.messages = null;
+      seller.start().catch((error) => announce(t("error.generic", { message: error.message })));
+    } else {
+      seller.stop();
+      els.aside.hidden = false;
+      renderConversation();
+    }
   }
 
   // -- the list ---------------------------------------------------------------------------
@@ -233,7 +332,9 @@ export function mountInbox(root, session, api, { onLogout }) {
       state.nextCursor = meta.next_cursor;
       if (!append && meta.all_count !== undefined) {
         state.counts = meta;
+        state.searchCount = state.query ? meta[tab.count] : null;
         renderTabs();
+        renderSearchNote();
       }
       state.listLoaded = true;
     } catch (error) {
@@ -287,8 +388,18 @@ export function mountInbox(root, session, api, { onLogout }) {
 
   function rowVersion(conv) {
     const last = conv.last_non_activity_message || {};
+    const due = conv.sla?.next_due_at;
     return [conv.status, conv.assignee_id, conv.unread_count, conv.last_activity_at, last.id, last.content,
-      state.selected === conv.id, language()].join("|");
+      state.selected === conv.id, language(), due ? Math.floor((due - Date.now() / 1000) / 60) : ""].join("|");
+  }
+
+  /** The SLA countdown of a row: time left to the soonest clock, coloured by risk. */
+  function countdown(conv) {
+    const due = conv.sla?.next_due_at;
+    if (!due || conv.status === "resolved") return null;
+    const left = due - Date.now() / 1000;
+    return h("span", { class: `countdown row-countdown risk-${riskBand(left)}`, title: formatTime(due) },
+      t(left < 0 ? "seller.overdue" : "seller.left", { time: formatDuration(left) }));
   }
 
   function preview(conv) {
@@ -320,6 +431,7 @@ export function mountInbox(root, session, api, { onLogout }) {
       h("span", { class: "row-preview", dir: "auto" }, preview(conv)),
       h("span", { class: "row-bottom" },
         h("span", { class: "row-assignee", dir: "auto" }, assignee ? (assignee.available_name || assignee.name) : t("list.unassigned")),
+        countdown(conv),
         unread ? h("span", { class: "unread-badge", "aria-label": t("list.unread", { count: conv.unread_count }) },
           String(conv.unread_count)) : null)));
   }
@@ -337,7 +449,10 @@ export function mountInbox(root, session, api, { onLogout }) {
     if (!matches(merged) && listed) state.order = state.order.filter((id) => id !== conv.id);
     sortOrder();
     renderList();
-    if (state.selected === conv.id) renderConversationHeader();
+    if (state.selected === conv.id) {
+      renderConversationHeader();
+      renderWindow();
+    }
     return merged;
   }
 
@@ -362,6 +477,7 @@ export function mountInbox(root, session, api, { onLogout }) {
 
   // -- one conversation -------------------------------------------------------------------
   async function select(id, { focusRow = false } = {}) {
+    if (state.view === "seller") showView("list");
     const changed = state.selected !== id;
     state.selected = id;
     history.replaceState(null, "", `#/conversations/${id}`);
@@ -387,8 +503,8 @@ export function mountInbox(root, session, api, { onLogout }) {
     markSeen(id, 0);
   }
 
-  async function fetchConversation(id) {
-    if (state.fetching.has(id)) return;
+  async function fetchConversation(id, { force = false } = {}) {
+    if (state.fetching.has(id) && !force) return;
     state.fetching.add(id);
     try {
       upsert(await api.get(`/conversations/${id}`));
@@ -415,10 +531,12 @@ export function mountInbox(root, session, api, { onLogout }) {
     if (!els.main) return;
     messageEls.clear();
     const conv = state.conversations.get(state.selected);
+    if (state.view === "seller") return;
     if (!conv) {
       replaceChildren(els.main, h("div", { class: "empty-state" },
         h("h2", {}, t("conv.none")), h("p", {}, t("conv.noneHint"))));
       els.messages = null;
+      replaceChildren(els.aside);
       return;
     }
     els.header = h("header", { class: "conv-header" });
@@ -427,8 +545,10 @@ export function mountInbox(root, session, api, { onLogout }) {
     els.main.setAttribute("aria-label", t("conv.number", { id: conv.id }));
     replaceChildren(els.main, els.header, els.messages, els.typing, buildComposer());
     renderConversationHeader();
+    renderWindow();
     renderMessages({ scroll: "bottom" });
     renderTyping();
+    panel.show(conv);
   }
 
   function renderConversationHeader() {
@@ -441,6 +561,20 @@ export function mountInbox(root, session, api, { onLogout }) {
       h("option", { value: "" }, t("conv.unassigned")),
       state.agents.map((agent) => h("option", { value: String(agent.id), selected: agent.id === conv.assignee_id },
         agent.available_name || agent.name)));
+    const team = h("select", { id: "team", onchange: (e) => assignTeam(conv.id, e.target.value) },
+      h("option", { value: "" }, t("conv.noTeam")),
+      state.teams.map((x) => h("option", { value: String(x.id), selected: x.id === conv.team_id }, x.name)));
+    const priority = h("select", { id: "priority", onchange: (e) => setPriority(conv.id, e.target.value) },
+      PRIORITIES.map((p) => h("option", { value: p, selected: (conv.priority || "") === p }, t(p ? `priority.${p}` : "priority.none"))));
+    const openSnooze = els.header.querySelector(".snooze-menu")?.open;
+    const snooze = h("details", { class: "snooze-menu", open: openSnooze },
+      h("summary", {}, t("conv.snooze")),
+      h("div", { class: "menu-body" },
+        h("label", { for: "snooze-until" }, t("conv.snoozeUntil")),
+        h("input", { type: "datetime-local", id: "snooze-until", value: localInputValue(Date.now() + 86400_000) }),
+        h("button", { type: "button", class: "primary", id: "snooze", onclick: () => snoozeUntil(conv.id) }, t("conv.snooze"))));
+    const statusText = conv.status === "snoozed" && conv.snoozed_until
+      ? t("conv.snoozedUntil", { when: formatTime(conv.snoozed_until) }) : t(`status.${conv.status}`);
     const labelBoxes = state.labels.length
       ? state.labels.map((label) => h("label", { class: "check" },
         h("input", { type: "checkbox", value: label.title, checked: (conv.labels || []).includes(label.title),
@@ -457,9 +591,12 @@ export function mountInbox(root, session, api, { onLogout }) {
           h("span", {}, `#${conv.id}`), " · ",
           h("span", { class: "channel-tag" }, channelLabel(inbox.channel_type || conv.meta?.channel)), " ",
           h("span", { dir: "auto" }, inbox.name || ""), " · ",
-          h("span", { class: `status-badge status-${conv.status}`, id: "conv-status" }, t(`status.${conv.status}`)))),
+          h("span", { class: `status-badge status-${conv.status}`, id: "conv-status" }, statusText))),
       h("div", { class: "conv-actions" },
         h("div", { class: "field inline" }, h("label", { for: "assignee" }, t("conv.assignee")), assignee),
+        h("div", { class: "field inline" }, h("label", { for: "team" }, t("conv.team")), team),
+        h("div", { class: "field inline" }, h("label", { for: "priority" }, t("conv.priority")), priority),
+        snooze,
         h("details", { class: "labels-menu", open: openLabels },
           h("summary", {}, t("conv.labels"), " ", h("span", { class: "count" }, String((conv.labels || []).length))),
           h("fieldset", { id: "labels-fieldset" }, h("legend", { class: "sr-only" }, t("conv.labels")), labelBoxes)),
@@ -492,6 +629,45 @@ export function mountInbox(root, session, api, { onLogout }) {
       const conv = state.conversations.get(id);
       upsert({ id, assignee_id: agent ? agent.id : null, meta: { ...(conv?.meta || {}), assignee: agent || null } });
       announce(t("conv.assigned", { id, name: agent ? (agent.available_name || agent.name) : t("conv.unassigned") }));
+      refreshCounts();
+    } catch (error) {
+      announce(t("conv.actionFailed", { message: error.message }));
+    }
+  }
+
+  async function assignTeam(id, value) {
+    try {
+      const team = await api.post(`/conversations/${id}/assignments`, { team_id: value ? Number(value) : null });
+      upsert({ id, team_id: team ? team.id : null });
+    } catch (error) {
+      announce(t("conv.actionFailed", { message: error.message }));
+    }
+  }
+
+  async function setPriority(id, value) {
+    try {
+      const answer = await api.post(`/conversations/${id}/toggle_priority`, { priority: value || null });
+      upsert({ id, priority: answer.priority });
+    } catch (error) {
+      announce(t("conv.actionFailed", { message: error.message }));
+    }
+  }
+
+  function localInputValue(ms) {
+    const date = new Date(ms);
+    const pad = (n) => String(n).padStart(2, "0");
+    return `${date.getFullYear()}-${pad(date.getMonth() + 1)}-${pad(date.getDate())}T${pad(date.getHours())}:${pad(date.getMinutes())}`;
+  }
+
+  async function snoozeUntil(id) {
+    const value = els.header.querySelector("#snooze-until")?.value;
+    const until = value ? Math.floor(new Date(value).getTime() / 1000) : NaN;
+    if (!Number.isFinite(until)) return;
+    try {
+      const answer = await api.post(`/conversations/${id}/toggle_status`, { status: "snoozed", snoozed_until: until });
+      els.header.querySelector(".snooze-menu")?.removeAttribute("open");
+      upsert({ id, status: answer.payload.current_status, snoozed_until: answer.payload.snoozed_until });
+      announce(t("conv.snoozed", { id, when: formatTime(answer.payload.snoozed_until) }));
       refreshCounts();
     } catch (error) {
       announce(t("conv.actionFailed", { message: error.message }));
@@ -546,7 +722,8 @@ export function mountInbox(root, session, api, { onLogout }) {
     const conv = state.conversations.get(state.selected);
     const nodes = sortedMessages(state.selected).map((message) => {
       const key = messageKey(message);
-      const version = [message.content, message._local, message.status, message.content_attributes?.deleted, language()].join("|");
+      const version = [message.content, message._local, message.status, message.content_attributes?.deleted,
+        (message.attachments || []).map((a) => a.id || a.file_name).join(","), language()].join("|");
       let cached = messageEls.get(key);
       if (!cached || cached.version !== version) {
         cached = { el: buildMessage(message, conv), version };
@@ -606,9 +783,9 @@ export function mountInbox(root, session, api, { onLogout }) {
     let body;
     if (deleted) body = h("p", { class: "deleted" }, t("msg.deleted"));
     else if (message.html_content) body = emailFrame(message, conv);
-    else body = h("p", { class: "text", dir: "auto" }, message.content || "");
-    const attachments = (message.attachments || []).map((a) =>
-      h("p", { class: "attachment" }, t("msg.attachment", { name: a.file_name || a.file_type || "" })));
+    else if (message.content || !(message.attachments || []).length) body = h("p", { class: "text", dir: "auto" }, message.content || "");
+    const attachments = (message.attachments || []).map((a) => (a.data_url ? attachmentView(a, api)
+      : h("p", { class: "attachment" }, t("msg.attachment", { name: a.file_name || a.file_type || "" }))));
     return h("li", { class: `msg ${kind}`, dataset: { key, id: message.id || "" } },
       h("div", { class: "bubble" },
         h("div", { class: "msg-head" },
@@ -624,24 +801,77 @@ export function mountInbox(root, session, api, { onLogout }) {
       h("input", { type: "radio", name: "composer-mode", value: mode, checked: state.mode === mode,
         onchange: () => setMode(mode) }), label);
     els.textarea = h("textarea", {
-      id: "composer-text", rows: "3", dir: "auto", "aria-describedby": "composer-hint",
+      id: "composer-text", rows: "3", dir: "auto", "aria-describedby": "composer-hint reply-window",
       placeholder: t(state.mode === "note" ? "composer.placeholderNote" : "composer.placeholderReply"),
-      onkeydown: composerKeys, oninput: typing,
+      onkeydown: composerKeys, oninput: () => { typing(); canned.update(); }, onpaste: pasteFiles,
     });
+    canned = cannedPicker(els.textarea, api);
+    files = filePicker({ maxBytes: MAX_UPLOAD_BYTES, onError: announce });
+    els.window = h("div", { class: "reply-window", id: "reply-window", role: "status" });
     els.composer = h("form", { class: `composer mode-${state.mode}`, onsubmit: (e) => { e.preventDefault(); send(); } },
+      els.window,
       h("div", { class: "modes", role: "radiogroup", "aria-label": t("composer.mode") },
         radio("reply", t("composer.reply")), radio("note", t("composer.note"))),
       h("label", { for: "composer-text", class: "sr-only", id: "composer-label" },
         t(state.mode === "note" ? "composer.note" : "composer.label")),
-      els.textarea,
+      h("div", { class: "composer-input" }, els.textarea, canned.el),
       h("div", { class: "composer-foot" },
-        h("span", { class: "hint", id: "composer-hint" }, t("composer.hint")),
+        files.el,
+        h("span", { class: "hint", id: "composer-hint" }, t("composer.hint"), " · ", t("composer.hintCanned")),
         h("button", { type: "submit", class: "primary", id: "send" }, t("composer.send"))));
     return els.composer;
   }
 
-  function setMode(mode, { focus = false } = {}) {
+  function pasteFiles(event) {
+    const pasted = [...(event.clipboardData?.files || [])];
+    if (pasted.length) {
+      event.preventDefault();
+      files.add(pasted);
+    }
+  }
+
+  /** What the channel allows now: {blocked, text} while a reply window applies, else null. */
+  function replyWindow(conv) {
+    const closes = conv?.reply_window_closes_at;
+    if (!closes && conv?.can_reply !== false) return null;
+    const inbox = state.inboxes.get(conv.inbox_id) || conv.inbox || {};
+    const channel = channelLabel(inbox.channel_type || conv.meta?.channel);
+    const when = formatTime(closes);
+    if (conv.can_reply === false) {
+      return { blocked: true, text: t(TEMPLATE_CHANNELS.has(inbox.channel_type) ? "window.template" : "window.closed", { channel, when }) };
+    }
+    if (closes * 1000 <= Date.now()) return { blocked: false, text: t("window.tagged", { when }) };
+    return { blocked: false, open: true, text: t("window.open", { when }) };
+  }
+
+  /** The reply-window note above the composer; where no free reply is allowed, only notes. */
+  function renderWindow() {
+    if (!els.window) return;
+    const conv = state.conversations.get(state.selected);
+    const info = replyWindow(conv);
+    clearTimeout(windowTimer);
+    els.window.dataset.state = info ? (info.blocked ? "closed" : info.open ? "open" : "tagged") : "none";
+    replaceChildren(els.window, info ? [
+      info.blocked ? h("strong", {}, t("window.closedTitle"), " ") : null, h("span", {}, info.text)] : []);
+    els.window.hidden = !info;
+    const replyRadio = els.composer.querySelector("input[value=reply]");
+    replyRadio.disabled = Boolean(info?.blocked);
+    replyRadio.closest("label").classList.toggle("disabled", Boolean(info?.blocked));
+    // A note forced by a closed window goes back to a reply where replies are possible again.
+    if (info?.blocked && state.mode === "reply") setMode("note", { forced: true });
+    else if (!info?.blocked && state.modeForced) setMode("reply");
+    if (info?.open) {
+      // When the window closes, ask the server what is allowed then (a tag, a template, nothing).
+      const wait = conv.reply_window_closes_at * 1000 - Date.now() + 1000;
+      if (wait < 2 ** 31) windowTimer = setTimeout(() => fetchConversation(conv.id, { force: true }), wait);
+    }
+  }
+
+  function setMode(mode, { focus = false, forced = false } = {}) {
+    const refused = mode === "reply" && Boolean(replyWindow(state.conversations.get(state.selected))?.blocked);
+    if (refused) mode = "note";
     state.mode = mode;
+    state.modeForced = forced || refused;
     if (!els.composer) return;
     els.composer.className = `composer mode-${mode}`;
     for (const input of els.composer.querySelectorAll("input[name=composer-mode]")) input.checked = input.value === mode;
@@ -651,6 +881,7 @@ export function mountInbox(root, session, api, { onLogout }) {
   }
 
   function composerKeys(event) {
+    if (canned?.handleKey(event)) return;
     if (event.key === "Enter" && !event.shiftKey && !event.isComposing && event.keyCode !== 229) {
       event.preventDefault();
       send();
@@ -682,14 +913,17 @@ export function mountInbox(root, session, api, { onLogout }) {
   function send() {
     const id = state.selected;
     const content = els.textarea.value;
-    if (!id || !content.trim()) return;
+    const chosen = files ? files.files() : [];
+    if (!id || (!content.trim() && !chosen.length)) return;
     const echo = uuid();
     const message = {
       echo_id: echo, conversation_id: id, content, private: state.mode === "note",
       message_type: MESSAGE.outgoing, created_at: Math.floor(Date.now() / 1000),
       sender: { available_name: me.name, type: "user" }, content_attributes: { echo_id: echo }, _local: "pending",
+      _files: chosen, attachments: chosen.map((f) => ({ file_name: f.name, file_size: f.size, file_type: "file" })),
     };
     els.textarea.value = "";
+    files?.clear();
     stopTyping(id);
     addMessage(message, { render: false });
     renderMessages({ scroll: "bottom" });
@@ -702,9 +936,21 @@ export function mountInbox(root, session, api, { onLogout }) {
     if (store.has(key)) store.get(key)._local = "pending";
     renderMessages({ scroll: "auto" });
     try {
-      const saved = await api.post(`/conversations/${message.conversation_id}/messages`, {
-        content: message.content, private: message.private, message_type: "outgoing", echo_id: message.echo_id,
-      });
+      const path = `/conversations/${message.conversation_id}/messages`;
+      let saved;
+      if (message._files?.length) {
+        const form = new FormData();
+        if (message.content) form.append("content", message.content);
+        form.append("private", String(message.private));
+        form.append("message_type", "outgoing");
+        form.append("echo_id", message.echo_id);
+        for (const file of message._files) form.append("attachments[]", file, file.name);
+        saved = await api.upload(path, form);
+      } else {
+        saved = await api.post(path, {
+          content: message.content, private: message.private, message_type: "outgoing", echo_id: message.echo_id,
+        });
+      }
       addMessage({ ...saved, _local: "sent" });
       bumpConversation(saved);
     } catch (error) {
@@ -754,6 +1000,9 @@ export function mountInbox(root, session, api, { onLogout }) {
         if (state.messages.has(id)) addMessage(data);
         if (frame.event === "message.created") {
           if (!bumpConversation(data)) fetchConversation(id);
+          if (data.private && data.sender?.id !== me.id && mentions(data.content, me)) {
+            notifier.notify(t("notify.mention", { id }), (data.content || "").slice(0, 140), `mention-${data.id}`, () => select(id));
+          }
           if (data.message_type === MESSAGE.incoming) {
             state.typing.delete(id);
             renderTyping();
@@ -764,6 +1013,11 @@ export function mountInbox(root, session, api, { onLogout }) {
         break;
       }
       case "conversation.created":
+        notifier.notify(t("notify.newConversation", { name: data.meta?.sender?.name || `#${data.id}` }),
+          state.inboxes.get(data.inbox_id)?.name || "", `conversation-${data.id}`, () => select(data.id));
+        upsert(data);
+        refreshCounts();
+        break;
       case "conversation.updated":
       case "conversation.status_changed":
       case "assignee.changed":
@@ -843,16 +1097,22 @@ export function mountInbox(root, session, api, { onLogout }) {
       api, accountId: session.accountId, since, onFrame, onStatus: setLive, onResync: resync,
     });
     stream.start();
-    const [, agents, inboxes, labels] = await Promise.allSettled([
-      loadList(), api.get("/agents"), api.get("/inboxes"), api.get("/labels"),
+    // The list first: it is what the agent waits for; on a busy server the four calls
+    // below would otherwise share its time (rows show the inbox from the list's own data).
+    await loadList();
+    const [agents, inboxes, labels, teams] = await Promise.allSettled([
+      api.get("/agents"), api.get("/inboxes"), api.get("/labels"), api.get("/teams"),
     ]);
+    if (teams.status === "fulfilled") state.teams = teams.value;
     if (agents.status === "fulfilled") state.agents = agents.value;
     if (inboxes.status === "fulfilled") for (const inbox of inboxes.value.payload) state.inboxes.set(inbox.id, inbox);
     if (labels.status === "fulfilled") state.labels = labels.value.payload;
     renderInboxFilter();
     rows.clear();
     renderList();
+    renderConversationHeader();  // a conversation opened meanwhile gets the agents, teams and labels
     state.ready = true;
+    countdownTimer = setInterval(renderList, 30_000);  // rows whose countdown changed are drawn again
     for (const frame of state.buffered.splice(0)) onFrame(frame);
     const wanted = /^#\/conversations\/(\d+)$/.exec(location.hash);
     if (wanted) select(Number(wanted[1]));
@@ -864,10 +1124,13 @@ export function mountInbox(root, session, api, { onLogout }) {
     stream?.stop();
     clearTimeout(countsTimer);
     clearTimeout(seenTimer);
+    clearTimeout(windowTimer);
+    clearInterval(countdownTimer);
+    seller?.stop();
   }
 
   // Exposed for the browser tests and for debugging from the console.
-  window.postroom = { state, get stream() { return stream; }, select, reload: resync };
+  window.postroom = { state, get stream() { return stream; }, select, reload: resync, notifications: notifier.sent };
   start();
   return { stop };
 }

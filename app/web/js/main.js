@@ -5,6 +5,7 @@ import { ApiError, createApi, signIn } from "./api.js";
 import { h, replaceChildren } from "./dom.js";
 import { LANGUAGES, initLanguage, language, setLanguage, t } from "./i18n.js";
 import { mountInbox } from "./inbox.js";
+import { attachReportsLink, mountReports } from "./reports.js";
 
 const SESSION_KEY = "postroom.session";
 const root = document.getElementById("root");
@@ -91,7 +92,14 @@ function showLogin(message = "") {
 function showInbox(session) {
   document.title = `Postroom · ${session.accountName || ""}`;
   const api = createApi(session, { onUnauthorized: expired });
-  current = mountInbox(root, session, api, { onLogout: logout });
+  current?.stop();
+  if (location.hash === "#/reports") {  // the Reports section (reports.js)
+    current = mountReports(root, session, api, { onBack: () => { history.replaceState(null, "", "/"); showInbox(session); } });
+    return;
+  }
+  const inbox = mountInbox(root, session, api, { onLogout: logout });
+  const detach = attachReportsLink(root, () => { history.replaceState(null, "", "#/reports"); showInbox(session); });
+  current = { stop: () => { detach(); inbox.stop(); } };
 }
 
 initLanguage();

@@ -30,6 +30,38 @@ const STRINGS = {
     agent: "客服", resolved: "此会话已解决。如有需要，随时再次留言。",
     offline: "正在重新连接…", error: "出错了，请重试。", messages: "消息" },
 };
+// The pre-chat form and the e-mail request when nobody answers.
+const FORM_STRINGS = {
+  en: { name: "Name", email: "Email", start: "Start chat", prechat: "Tell us who you are, so we can follow up.",
+    emailInvalid: "Please enter a valid email address.", emailRequired: "Please enter your email address.",
+    collect: "Nobody is free to answer right now. Leave your email and we will reply there too.", save: "Save",
+    saved: "Thanks! We will also reply to {email}." },
+  th: { name: "ชื่อ", email: "อีเมล", start: "เริ่มแชท", prechat: "บอกเราว่าคุณคือใคร เพื่อให้เราติดต่อกลับได้",
+    emailInvalid: "โปรดกรอกอีเมลที่ถูกต้อง", emailRequired: "โปรดกรอกอีเมลของคุณ",
+    collect: "ขณะนี้ยังไม่มีเจ้าหน้าที่ว่าง ฝากอีเมลไว้ แล้วเราจะตอบกลับทางอีเมลด้วย", save: "บันทึก",
+    saved: "ขอบคุณค่ะ เราจะตอบกลับไปที่ {email} ด้วย" },
+  vi: { name: "Tên", email: "Email", start: "Bắt đầu trò chuyện", prechat: "Cho chúng tôi biết bạn là ai để chúng tôi liên hệ lại.",
+    emailInvalid: "Vui lòng nhập địa chỉ email hợp lệ.", emailRequired: "Vui lòng nhập email của bạn.",
+    collect: "Hiện chưa có nhân viên nào rảnh. Hãy để lại email, chúng tôi sẽ trả lời cả qua email.", save: "Lưu",
+    saved: "Cảm ơn bạn! Chúng tôi cũng sẽ trả lời đến {email}." },
+  fa: { name: "نام", email: "ایمیل", start: "شروع گفتگو", prechat: "خودتان را معرفی کنید تا بتوانیم پیگیری کنیم.",
+    emailInvalid: "لطفاً یک نشانی ایمیل درست وارد کنید.", emailRequired: "لطفاً ایمیل خود را وارد کنید.",
+    collect: "اکنون کسی برای پاسخ آزاد نیست. ایمیل خود را بگذارید تا پاسخ را به آنجا هم بفرستیم.", save: "ذخیره",
+    saved: "سپاس! پاسخ را به {email} هم می‌فرستیم." },
+  zh: { name: "姓名", email: "邮箱", start: "开始聊天", prechat: "请告诉我们您是谁，方便我们跟进。",
+    emailInvalid: "请输入有效的邮箱地址。", emailRequired: "请输入您的邮箱地址。",
+    collect: "暂时没有客服有空。留下邮箱，我们也会通过邮件回复您。", save: "保存",
+    saved: "谢谢！我们也会回复到 {email}。" },
+};
+for (const [code, table] of Object.entries(FORM_STRINGS)) Object.assign(STRINGS[code], table);
+// The satisfaction survey's link (app/reports/csat.py).
+STRINGS["en"].rate = "Rate this conversation";
+STRINGS["th"].rate = "ให้คะแนนการสนทนานี้";
+STRINGS["vi"].rate = "Đánh giá cuộc trò chuyện";
+STRINGS["fa"].rate = "به این گفتگو امتیاز دهید";
+STRINGS["zh"].rate = "为本次对话评分";
+const EMAIL = /^[^@\s]{1,64}@[^@\s]+\.[^@\s]+$/;
+
 const lang = locale.split("-")[0] in STRINGS ? locale.split("-")[0] : "en";
 function t(key, values = {}) {
   return (STRINGS[lang][key] || STRINGS.en[key]).replace(/\{(\w+)\}/g, (_, k) => values[k] ?? "");
@@ -45,6 +77,13 @@ const els = {
   text: document.getElementById("text"),
   send: document.getElementById("send"),
   close: document.getElementById("close"),
+  prechat: document.getElementById("prechat"),
+  prechatName: document.getElementById("prechat-name"),
+  prechatEmail: document.getElementById("prechat-email"),
+  prechatError: document.getElementById("prechat-error"),
+  collect: document.getElementById("collect"),
+  collectEmail: document.getElementById("collect-email"),
+  collectError: document.getElementById("collect-error"),
 };
 
 const state = {
@@ -60,6 +99,9 @@ const state = {
   typingTimer: null,
   typingSent: 0,
   typingIdle: null,
+  config: {},
+  collectTimer: null,
+  collectShown: false,
 };
 
 function loadVisitor() {
@@ -105,6 +147,12 @@ function applyLanguage() {
   els.close.setAttribute("aria-label", t("close"));
   els.messages.setAttribute("aria-label", t("messages"));
   els.title.textContent = t("title");
+  document.getElementById("prechat-name-label").textContent = t("name");
+  document.getElementById("prechat-email-label").textContent = t("email");
+  document.getElementById("prechat-start").textContent = t("start");
+  document.getElementById("collect-label").textContent = t("email");
+  document.getElementById("collect-save").textContent = t("save");
+  document.getElementById("collect-text").textContent = t("collect");
 }
 
 function applyConfig(config) {
@@ -116,8 +164,75 @@ function applyConfig(config) {
     document.documentElement.style.setProperty("--brand-text", luminance(config.widget_color) > 0.21 ? "#1f2328" : "#ffffff");
   }
   state.greeting = config.greeting_message || null;
+  state.config = config;
   toParent({ type: "postroom:config", color: config.widget_color });
+  if (config.pre_chat_form_enabled && !state.visitor) showPrechat();
   render();
+}
+
+// -- the pre-chat form, and asking for an e-mail when nobody answers ----------------------------
+function showPrechat() {
+  document.getElementById("prechat-message").textContent = state.config.pre_chat_message || t("prechat");
+  els.prechatEmail.required = Boolean(state.config.pre_chat_require_email);
+  els.prechat.hidden = false;
+  els.form.hidden = true;
+}
+
+/** The typed address, or null (empty and optional); shows why and throws when it is not usable. */
+function checkedEmail(input, errorEl, required) {
+  const value = input.value.trim();
+  errorEl.textContent = "";
+  input.removeAttribute("aria-invalid");
+  if (!value && !required) return null;
+  if (!value || !EMAIL.test(value)) {
+    errorEl.textContent = t(value ? "emailInvalid" : "emailRequired");
+    input.setAttribute("aria-invalid", "true");
+    input.focus();
+    throw new Error("invalid email");
+  }
+  return value;
+}
+
+async function startFromPrechat() {
+  let email;
+  try { email = checkedEmail(els.prechatEmail, els.prechatError, els.prechatEmail.required); } catch { return; }
+  try {
+    await ensureVisitor({ name: els.prechatName.value.trim() || undefined, email: email || undefined });
+  } catch (error) {
+    els.prechatError.textContent = error.status === 422 ? t("emailInvalid") : t("error");
+    return;
+  }
+  els.prechat.hidden = true;
+  els.form.hidden = false;
+  els.text.focus();
+}
+
+function scheduleCollect() {
+  if (!state.config.continuity_via_email || state.visitor?.email || state.collectShown) return;
+  clearTimeout(state.collectTimer);
+  const after = Math.max(0, Number(state.config.email_collect_after_seconds ?? 60)) * 1000;
+  state.collectTimer = setTimeout(() => {
+    if (state.visitor?.email || state.collectShown) return;
+    state.collectShown = true;
+    els.collect.hidden = false;
+  }, after);
+}
+
+function agentAnswered() {
+  clearTimeout(state.collectTimer);
+}
+
+async function saveCollectedEmail() {
+  let email;
+  try { email = checkedEmail(els.collectEmail, els.collectError, true); } catch { return; }
+  try {
+    const answer = await call("PATCH", "/widget/api/visitor", { email });
+    saveVisitor({ ...state.visitor, email: answer.contact.email || email });
+    document.getElementById("collect-text").textContent = t("saved", { email });
+    els.collect.querySelector(".collect-row").hidden = true;
+  } catch (error) {
+    els.collectError.textContent = error.status === 422 ? t("emailInvalid") : t("error");
+  }
 }
 
 function luminance(hex) {
@@ -138,6 +253,7 @@ function addMessage(message, { live = false } = {}) {
   const isNew = !state.messages.has(key);
   state.messages.set(key, { ...state.messages.get(key), ...message });
   if (message.id) state.lastId = Math.max(state.lastId, message.id);
+  if (isNew && message.id && message.message_type !== "incoming") agentAnswered();
   if (live && isNew && message.id && message.message_type !== "incoming" && !message._local) {
     if (!state.open || document.visibilityState === "hidden") {
       state.unread += 1;
@@ -168,6 +284,15 @@ function render() {
       retry: status === "failed" ? () => post(message) : null,
       time: message.created_at,
     });
+    if (message.survey && !message.survey.answered) {  // satisfaction survey: 1–5 and a comment on its page
+      const rate = document.createElement("a");
+      rate.className = "survey-link";
+      rate.href = message.survey.url;
+      rate.target = "_blank";
+      rate.rel = "noopener";
+      rate.textContent = `★ ${t("rate")}`;
+      item.append(rate);
+    }
     items.push(item);
   }
   list.replaceChildren(...items);
@@ -212,10 +337,10 @@ function bubble({ kind, who, text, id, status, retry, time }) {
 }
 
 // -- sending -------------------------------------------------------------------------------------
-async function ensureVisitor() {
+async function ensureVisitor(profile = {}) {
   if (state.visitor) return state.visitor;
-  const visitor = await call("POST", "/widget/api/visitors", { website_token: websiteToken, page_url: pageUrl, locale });
-  saveVisitor({ token: visitor.token, source_id: visitor.source_id });
+  const visitor = await call("POST", "/widget/api/visitors", { website_token: websiteToken, page_url: pageUrl, locale, ...profile });
+  saveVisitor({ token: visitor.token, source_id: visitor.source_id, email: visitor.contact.email || null });
   connect();
   return state.visitor;
 }
@@ -229,6 +354,7 @@ async function post(message) {
       { "Idempotency-Key": message.echo_id });
     addMessage({ ...saved, _local: "sent" });
     els.notice.textContent = "";
+    scheduleCollect();
   } catch (error) {
     if (error.status === 401) forgetVisitor();
     const pending = state.messages.get(`e${message.echo_id}`);
@@ -316,6 +442,8 @@ function connect() {
 
 // -- wiring -----------------------------------------------------------------------------------------
 els.form.addEventListener("submit", (event) => { event.preventDefault(); send(); });
+els.prechat.addEventListener("submit", (event) => { event.preventDefault(); startFromPrechat(); });
+els.collect.addEventListener("submit", (event) => { event.preventDefault(); saveCollectedEmail(); });
 els.text.addEventListener("keydown", (event) => {
   if (event.key === "Enter" && !event.shiftKey && !event.isComposing && event.keyCode !== 229) {
     event.preventDefault();
@@ -333,7 +461,7 @@ window.addEventListener("message", (event) => {
     state.open = true;
     state.unread = 0;
     toParent({ type: "postroom:unread", count: 0 });
-    els.text.focus();
+    (els.prechat.hidden ? els.text : els.prechatName).focus();
     render();
   } else if (type === "postroom:close") {
     state.open = false;
@@ -347,6 +475,14 @@ applyLanguage();
     applyConfig(await call("GET", `/widget/api/config?website_token=${encodeURIComponent(websiteToken)}`));
   } catch {
     els.notice.textContent = t("error");
+  }
+  if (state.visitor) {
+    try {
+      const restored = await call("GET", "/widget/api/visitor");
+      saveVisitor({ ...state.visitor, email: restored.contact.email || null });
+    } catch (error) {
+      if (error.status === 401) forgetVisitor();
+    }
   }
   if (state.visitor) {
     await catchUp();
