@@ -188,10 +188,12 @@ class VolumeWatcher:
         from app.models import utcnow
 
         while True:
+            # Sleep first: a pass reads every account, and a process that has just started
+            # (several may start together) should serve its streams and requests first.
+            await asyncio.sleep(self.interval)
             try:
                 await self.check_all(utcnow())
             except asyncio.CancelledError:
                 raise
             except Exception:  # keep watching; the next pass retries
                 log.exception("volume check failed")
-            await asyncio.sleep(self.interval)
