@@ -26,13 +26,14 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.events.log import append_event
 from app.models import BusinessCalendarRow, Conversation, ConversationLabel, Inbox, SlaClock, SlaPolicy
 from app.sla.calendar import CALENDAR, BusinessCalendar, Clock, Holiday
 from app.sla.rules import MARKETPLACE_RULES, closes, window_for
+from app.sla.state import add_clock, last_cycle, note_new_conversation, open_clocks, transaction_clocks
 
 Author = Literal["contact", "person", "bot", "automatic", "echo"]
 RESPONSE_KINDS = ("first_response", "next_response")
@@ -52,6 +53,15 @@ def clock_of(row: SlaClock) -> Clock:
 
 
 async def calendar_document(session: AsyncSession, account_id: int, calendar_id: int | None) -> dict[str, Any] | None:
+    """A business calendar of the account as its JSON document (the default one when
+    ``calendar_id`` is None), read once per transaction; None when there is none."""
+    cache = transaction_clocks(session).calendars
+    if (account_id, calendar_id) not in cache:
+        cache[(account_id, calendar_id)] = await _read_calendar(session, account_id, calendar_id)
+    return cache[(account_id, calendar_id)]
+
+
+async def _read_calendar(session: AsyncSession, account_id: int, calendar_id: int | None) -> dict[str, Any] | None:
     query = select(BusinessCalendarRow).where(BusinessCalendarRow.account_id == account_id)
     query = query.where(BusinessCalendarRow.id == calendar_id) if calendar_id else query.where(
         BusinessCalendarRow.is_default.is_(True))
@@ -65,12 +75,13 @@ async def policy_for(session: AsyncSession, conversation: Conversation, inbox: I
     """The conversation's policy: set by hand, else the first rule that matches."""
     if conversation.sla_policy_id:
         return await session.get(SlaPolicy, conversation.sla_policy_id)
-    policies = list(await session.scalars(select(SlaPolicy).where(
-        SlaPolicy.account_id == conversation.account_id).order_by(SlaPolicy.position, SlaPolicy.id)))
+    policies = await account_policies(session, conversation.account_id)
     if not policies:
         return None
-    labels = set(await session.scalars(select(ConversationLabel.label).where(
-        ConversationLabel.conversation_id == conversation.id)))
+    labels: set[str] = set()
+    if any((policy.rules or {}).get("labels") for policy in policies):
+        labels = set(await session.scalars(select(ConversationLabel.label).where(
+            ConversationLabel.conversation_id == conversation.id)))
     for policy in policies:
         rules = policy.rules or {}
         if not any(rules.get(k) for k in ("inbox_ids", "channel_types", "priorities", "labels")):
@@ -87,30 +98,38 @@ async def policy_for(session: AsyncSession, conversation: Conversation, inbox: I
     return None
 
 
-async def _open_clocks(session: AsyncSession, conversation: Conversation) -> list[SlaClock]:
-    return list(await session.scalars(select(SlaClock).where(
-        SlaClock.conversation_id == conversation.id, SlaClock.ended_at.is_(None)).order_by(SlaClock.id)))
-
-
-async def _next_cycle(session: AsyncSession, conversation: Conversation, kind: str) -> int:
-    latest = await session.scalar(select(func.max(SlaClock.cycle)).where(
-        SlaClock.conversation_id == conversation.id, SlaClock.kind == kind))
-    return int(latest or 0) + 1
+async def account_policies(session: AsyncSession, account_id: int) -> list[SlaPolicy]:
+    """The account's policies in rule order (read once per transaction)."""
+    cache = transaction_clocks(session).policies
+    if account_id not in cache:
+        cache[account_id] = list(await session.scalars(select(SlaPolicy).where(
+            SlaPolicy.account_id == account_id).order_by(SlaPolicy.position, SlaPolicy.id)))
+    return cache[account_id]
 
 
 async def start_clock(session: AsyncSession, conversation: Conversation, kind: str, at: datetime, threshold: float,
                  calendar: dict[str, Any] | None, policy_id: int | None, due: datetime | None = None) -> SlaClock:
+    """Start the next cycle of a clock of ``kind``. The row is inserted with the session's
+    next flush; its id is given by then (see :func:`_with_ids`)."""
+    await open_clocks(session, conversation)
+    cycle = await last_cycle(session, conversation, kind) + 1
     clock = CALENDAR if calendar is None else BusinessCalendar.from_document(calendar)
     row = SlaClock(
         account_id=conversation.account_id, inbox_id=conversation.inbox_id, conversation_id=conversation.id,
-        policy_id=policy_id, kind=kind, cycle=await _next_cycle(session, conversation, kind), status="active",
+        policy_id=policy_id, kind=kind, cycle=cycle, status="active",
         started_at=at, due_at=due or clock.add(at, threshold), calendar=calendar, threshold_seconds=threshold,
         paused_seconds=0.0, warned=0,
     )
     row.next_check_at = next_check(row)
     session.add(row)
-    await session.flush()
+    add_clock(session, conversation, row)
     return row
+
+
+async def _with_ids(session: AsyncSession, rows: list[SlaClock], at: datetime) -> None:
+    """Flush when a clock started in this transaction may breach now: its event names its id."""
+    if any(row.id is None and at > row.due_at for row in rows):
+        await session.flush()
 
 
 def clock_json(row: SlaClock, now: datetime | None = None) -> dict[str, Any]:
@@ -166,11 +185,14 @@ async def on_message(session: AsyncSession, conversation: Conversation, inbox: I
     if private or author == "automatic":
         await refresh_next_due(session, conversation)
         return
+    if first_in_thread:
+        note_new_conversation(session, conversation)
     policy = await policy_for(session, conversation, inbox)
-    clocks = await _open_clocks(session, conversation)
+    clocks = await open_clocks(session, conversation)
     if author == "contact":
         await _customer_wrote(session, conversation, inbox, policy, clocks, at, first_in_thread)
     else:
+        await _with_ids(session, clocks, at)
         counts_for_policy = author in ("person", "echo") or (author == "bot" and policy is not None and policy.bot_replies_count)
         for row in clocks:
             if row.kind in RESPONSE_KINDS and counts_for_policy:
@@ -186,15 +208,14 @@ async def _customer_wrote(session: AsyncSession, conversation: Conversation, inb
     if policy is not None:
         calendar = await calendar_document(session, conversation.account_id, policy.calendar_id) \
             if policy.only_during_business_hours else None
-        had_first = await session.scalar(select(SlaClock.id).where(
-            SlaClock.conversation_id == conversation.id, SlaClock.kind == "first_response").limit(1))
+        had_first = await last_cycle(session, conversation, "first_response") > 0
         if policy.first_response_time_threshold and not had_first and conversation.first_reply_created_at is None:
             await start_clock(session, conversation, "first_response", at, policy.first_response_time_threshold, calendar, policy.id)
         elif (policy.next_response_time_threshold and "first_response" not in kinds and "next_response" not in kinds
               and (had_first or conversation.first_reply_created_at is not None)):
             await start_clock(session, conversation, "next_response", conversation.waiting_since or at,
                          policy.next_response_time_threshold, calendar, policy.id)
-        if policy.resolution_time_threshold and not await _had(session, conversation, "resolution"):
+        if policy.resolution_time_threshold and not await last_cycle(session, conversation, "resolution"):
             await start_clock(session, conversation, "resolution", conversation.created_at,
                          policy.resolution_time_threshold, calendar, policy.id)
     rule = MARKETPLACE_RULES.get(inbox.channel_type)
@@ -215,23 +236,20 @@ async def _customer_wrote(session: AsyncSession, conversation: Conversation, inb
     await start_clock(session, conversation, rule.kind, at, rule.seconds, calendar, None, due=due)
 
 
-async def _had(session: AsyncSession, conversation: Conversation, kind: str) -> bool:
-    return await session.scalar(select(SlaClock.id).where(
-        SlaClock.conversation_id == conversation.id, SlaClock.kind == kind).limit(1)) is not None
-
-
 async def _holidays(session: AsyncSession, account_id: int) -> tuple[Holiday, ...]:
-    doc = await calendar_document(session, account_id, None)
-    if not doc:
-        return ()
-    return BusinessCalendar.from_document(doc).holidays
+    cache = transaction_clocks(session).holidays
+    if account_id not in cache:
+        doc = await calendar_document(session, account_id, None)
+        cache[account_id] = BusinessCalendar.from_document(doc).holidays if doc else ()
+    return cache[account_id]
 
 
 async def on_status(session: AsyncSession, conversation: Conversation, inbox: Inbox, previous: str, at: datetime) -> None:
     """The conversation's status changed from ``previous`` to ``conversation.status``."""
     status = conversation.status
     policy = await policy_for(session, conversation, inbox)
-    clocks = await _open_clocks(session, conversation)
+    clocks = await open_clocks(session, conversation)
+    await _with_ids(session, clocks, at)
     for row in clocks:
         if row.kind == "resolution":
             pauses = policy is not None and ((status == "pending" and policy.pause_on_pending)
@@ -265,7 +283,7 @@ def _resume(row: SlaClock, at: datetime) -> None:
 async def mark_no_reply_needed(session: AsyncSession, conversation: Conversation, at: datetime, note: str) -> list[SlaClock]:
     """The seller says the buyer needs no answer: the marketplace clock stops, recorded."""
     ended = []
-    for row in await _open_clocks(session, conversation):
+    for row in await open_clocks(session, conversation):
         if row.kind in MARKETPLACE_RULES or row.kind in RESPONSE_KINDS:
             end_clock(session, row, at, conversation, status="excluded", note=note)
             ended.append(row)
@@ -274,12 +292,10 @@ async def mark_no_reply_needed(session: AsyncSession, conversation: Conversation
 
 
 async def refresh_next_due(session: AsyncSession, conversation: Conversation) -> None:
-    """Keep ``conversations.next_due_at`` equal to the soonest active due time."""
-    await session.flush()
-    conversation.next_due_at = await session.scalar(select(func.min(SlaClock.due_at)).where(
-        SlaClock.conversation_id == conversation.id,
-        or_(SlaClock.status == "active", SlaClock.status == "breached"),
-        SlaClock.ended_at.is_(None)))
+    """Keep ``conversations.next_due_at`` equal to the soonest due time of its active or
+    breached open clocks (paused ones wait)."""
+    due = [row.due_at for row in await open_clocks(session, conversation) if row.status in ("active", "breached")]
+    conversation.next_due_at = min(due) if due else None
 
 
 def update_reply_window(conversation: Conversation, inbox: Inbox, incoming_at: datetime) -> None:

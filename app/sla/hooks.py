@@ -5,25 +5,18 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.models import Conversation, Inbox, SlaPolicy
+from app.models import Conversation, Inbox
 from app.sla import engine
 from app.sla.rules import MARKETPLACE_RULES
-
-_HAS_POLICIES = "postroom_sla_accounts_with_policies"
 
 
 async def clocks_apply(session: AsyncSession, conversation: Conversation, inbox: Inbox) -> bool:
     """Whether any clock can run on this conversation (cached per transaction)."""
     if inbox.channel_type in MARKETPLACE_RULES or conversation.sla_policy_id:
         return True
-    cache: dict[int, bool] = session.info.setdefault(_HAS_POLICIES, {})
-    if conversation.account_id not in cache:
-        cache[conversation.account_id] = await session.scalar(
-            select(SlaPolicy.id).where(SlaPolicy.account_id == conversation.account_id).limit(1)) is not None
-    return cache[conversation.account_id]
+    return bool(await engine.account_policies(session, conversation.account_id))
 
 
 async def after_ingest(session: AsyncSession, conversation: Conversation, inbox: Inbox, *, message_type: str,

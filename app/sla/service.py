@@ -12,6 +12,7 @@ from app.models import BusinessCalendarRow, Conversation, Inbox, Message, SlaClo
 from app.sla import engine
 from app.sla.calendar import BusinessCalendar
 from app.sla.engine import RESPONSE_KINDS
+from app.sla.state import forget_definitions
 
 POLICY_FIELDS = ("name", "description", "first_response_time_threshold", "next_response_time_threshold",
                  "resolution_time_threshold", "only_during_business_hours", "calendar_id", "pause_on_pending",
@@ -43,6 +44,7 @@ async def save_policy(session: AsyncSession, account_id: int, policy: SlaPolicy 
     if policy.calendar_id is not None:
         await get_calendar(session, account_id, policy.calendar_id)
     await session.flush()
+    forget_definitions(session)
     return policy
 
 
@@ -70,6 +72,7 @@ async def save_calendar(session: AsyncSession, account_id: int, row: BusinessCal
     except (ValueError, KeyError, TypeError) as exc:
         raise Invalid(f"calendar is not valid: {exc}", field="weekly") from exc
     await session.flush()  # a new row needs its id before the others are cleared
+    forget_definitions(session)
     if row.is_default:
         await session.execute(update(BusinessCalendarRow).where(
             BusinessCalendarRow.account_id == account_id, BusinessCalendarRow.id != row.id).values(is_default=False))
