@@ -17,7 +17,10 @@ loaded up front (a handful of ``IN`` queries), then kept up to date in memory as
 creates rows. Changes to conversations and contacts are flushed together at the end of the
 batch rather than before every query (autoflush is off inside the batch; rows that later
 lookups must see, new contacts, identities and conversations, are flushed as they are
-made, and messages are inserted at once).
+made). Messages are inserted together, in batch order, in one multi-row ``INSERT …
+RETURNING id`` at the end of the batch, or earlier when something needs their ids (a
+message with attachments) or must find them in the database (a reply looked up by the
+ids it answers); their event payloads get their ids then.
 """
 
 from __future__ import annotations
@@ -73,6 +76,22 @@ class IngestResult:
     conversation_created: bool = False
 
 
+@dataclass(eq=False)
+class _PendingMessage:
+    """A message row decided on and waiting for the batch's insert."""
+
+    row: dict[str, Any]
+    conversation_id: int
+    conversation_created: bool
+    #: Its ``message.created`` payload, which shows its id once it has one.
+    body: dict[str, Any] | None = None
+    id: int | None = None
+
+    def result(self) -> IngestResult:
+        assert self.id is not None, "the batch's messages are inserted before results are read"
+        return IngestResult("created", self.id, self.conversation_id, self.conversation_created)
+
+
 @dataclass
 class _BatchContext:
     """Rows looked up once per batch, kept current as the batch writes."""
@@ -83,8 +102,9 @@ class _BatchContext:
     no_identity: set[tuple[int, str]] = field(default_factory=set)
     #: Contacts this batch created whose ``contact.created`` is still to be queued.
     unannounced: set[Contact] = field(default_factory=set)
-    #: (inbox_id, source_id) -> (message id, conversation id) of the messages stored …
-    stored: dict[tuple[int, str], tuple[int, int]] = field(default_factory=dict)
+    #: (inbox_id, source_id) -> (message id, conversation id) of the messages stored, or
+    #: the pending message of this batch …
+    stored: dict[tuple[int, str], tuple[int, int] | _PendingMessage] = field(default_factory=dict)
     #: … among the (inbox_id, source_id) looked up.
     checked: set[tuple[int, str]] = field(default_factory=set)
     #: The newest conversation of a thread key and of an identity (None: there is none).
@@ -94,6 +114,8 @@ class _BatchContext:
     labels: dict[int, list[str]] = field(default_factory=dict)
     #: Whether an inbox has an active agent bot (its new conversations start pending).
     bot_inboxes: dict[int, bool] = field(default_factory=dict)
+    #: Messages decided on and not inserted yet, in batch order.
+    pending: list[_PendingMessage] = field(default_factory=list)
 
 
 async def ingest_batch(
@@ -106,11 +128,11 @@ async def ingest_batch(
 ) -> list[IngestResult]:
     """Ingest messages in the caller's transaction (services never commit)."""
     context = _BatchContext()
-    results = []
+    outcomes: list[IngestResult | _PendingMessage] = []
     with session.no_autoflush:
         await _prefetch(session, context, messages, now or utcnow())
         for message in messages:
-            results.append(
+            outcomes.append(
                 await _ingest_one(
                     session,
                     message,
@@ -120,8 +142,9 @@ async def ingest_batch(
                     now=now or utcnow(),
                 )
             )
+        await _insert_pending(session, context)
     await session.flush()
-    return results
+    return [o.result() if isinstance(o, _PendingMessage) else o for o in outcomes]
 
 
 async def ingest(
@@ -188,11 +211,14 @@ async def _ingest_one(
     store: FileStore | None,
     reopen_window_days: int,
     now: datetime,
-) -> IngestResult:
+) -> IngestResult | _PendingMessage:
     stored_key = (inbound.inbox_id, inbound.source_id)
     if stored_key not in context.checked:
         await _load_stored(session, context, inbound.inbox_id, [inbound.source_id])
     existing = context.stored.get(stored_key)
+    if isinstance(existing, _PendingMessage):
+        await _insert_pending(session, context)  # the duplicate's result names its id
+        return IngestResult("duplicate", existing.id or 0, existing.conversation_id)
     if existing is not None:
         return IngestResult("duplicate", existing[0], existing[1])
 
@@ -255,12 +281,15 @@ async def _ingest_one(
         "created_at": sent_at,
         "updated_at": now,
     }
-    message_id = (await session.execute(_INSERT_MESSAGE, message_row)).scalar_one()
-    context.stored[stored_key] = (message_id, conversation.id)
+    pending = _PendingMessage(message_row, conversation.id, created)
+    context.pending.append(pending)
+    context.stored[stored_key] = pending
     context.checked.add(stored_key)
-    attachments = _store_attachments(
-        session, store, inbox.account_id, message_id, inbound.attachments
-    )
+    attachments: list[Attachment] = []
+    if inbound.attachments:
+        await _insert_pending(session, context)
+        assert pending.id is not None
+        attachments = _store_attachments(session, store, inbox.account_id, pending.id, inbound.attachments)
 
     if not created:  # a new conversation was inserted with its clocks set
         _apply_message_to_conversation(conversation, message_type, inbound.automatic, sent_at)
@@ -283,17 +312,30 @@ async def _ingest_one(
         contact=contact,
         contact_inbox=contact_inbox,
         conversation=conversation,
-        message_row={**message_row, "id": message_id},
+        message=pending,
         attachments=attachments,
         contact_created=contact_created,
         conversation_created=created,
         previous_status=previous_status,
     )
-    return IngestResult("created", message_id, conversation.id, created)
+    return pending
 
 
-#: Core insert of one message (the ORM's bulk-insert machinery is not needed for one row).
-_INSERT_MESSAGE = insert(Message.__table__).returning(Message.__table__.c.id)
+#: Core insert of the batch's messages (the ORM's unit of work is not needed for plain
+#: rows); with ``sort_by_parameter_order`` the ids come back in the rows' order.
+_INSERT_MESSAGES = insert(Message.__table__).returning(Message.__table__.c.id, sort_by_parameter_order=True)
+
+
+async def _insert_pending(session: AsyncSession, context: _BatchContext) -> None:
+    """Insert the messages waiting in the batch, in order, and give them their ids."""
+    if not context.pending:
+        return
+    ids = (await session.execute(_INSERT_MESSAGES, [p.row for p in context.pending])).scalars().all()
+    for pending, message_id in zip(context.pending, ids, strict=True):
+        pending.id = message_id
+        if pending.body is not None:
+            pending.body["id"] = message_id
+    context.pending.clear()
 
 
 # The batch lookups, built once (building and keying a statement costs about as much as
@@ -587,6 +629,7 @@ async def _find_conversation(
         if found is not None:
             return found
     if inbound.in_reply_to:
+        await _insert_pending(session, context)  # the messages it answers may be in this batch
         found = await session.scalar(
             select(Conversation)
             .join(Message, Message.conversation_id == Conversation.id)
@@ -709,7 +752,7 @@ async def _queue_events(
     contact: Contact,
     contact_inbox: ContactInbox,
     conversation: Conversation,
-    message_row: dict[str, Any],
+    message: _PendingMessage,
     attachments: list[Attachment],
     contact_created: bool,
     conversation_created: bool,
@@ -719,15 +762,17 @@ async def _queue_events(
     if attachments:
         await session.flush()
     # A transient Message for the presenter, filled without per-attribute events.
-    message = Message.__mapper__.class_manager.new_instance()
-    message.__dict__.update(message_row)
+    transient = Message.__mapper__.class_manager.new_instance()
+    transient.__dict__.update(message.row)
+    transient.__dict__["id"] = message.id
     senders = {("contact", contact.id): contact}
     message_body = presenters.message_json(
-        message,
+        transient,
         conversation_display_id=conversation.display_id,
         senders=senders,
         attachments=attachments,
     )
+    message.body = message_body  # its id is filled in when the batch's messages are inserted
     common = {"account_id": inbox.account_id, "inbox_id": inbox.id}
     if contact_created:
         append_event(
