@@ -18,7 +18,8 @@ DELIVERY_STATUSES = ("pending", "sent", "delivered", "read", "failed")
 SENDER_TYPES = ("contact", "user", "agent_bot", "system")
 
 
-def _uuid() -> str:
+def new_conversation_uuid() -> str:
+    """A conversation's public UUID."""
     return str(uuid.uuid4())
 
 
@@ -31,7 +32,7 @@ class Conversation(Base):
     account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
     #: Per-account sequential number; the ``id`` of the REST API.
     display_id: Mapped[int]
-    uuid: Mapped[str] = mapped_column(String(36), unique=True, default=_uuid)
+    uuid: Mapped[str] = mapped_column(String(36), unique=True, default=new_conversation_uuid)
     inbox_id: Mapped[int] = mapped_column(ForeignKey("inboxes.id", ondelete="CASCADE"))
     contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id", ondelete="CASCADE"))
     contact_inbox_id: Mapped[int | None] = mapped_column(

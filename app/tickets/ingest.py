@@ -34,7 +34,7 @@ from typing import Any, Literal
 from sqlalchemy import and_, bindparam, func, insert, select, update
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import aliased
+from sqlalchemy.orm import aliased, make_transient_to_detached
 from sqlalchemy.orm.util import identity_key
 
 from app.db import Database
@@ -54,6 +54,7 @@ from app.models import (
     User,
     utcnow,
 )
+from app.models.conversations import new_conversation_uuid
 from app.sla import hooks as sla_hooks
 from app.storage import FileStore
 from app.tickets import presenters
@@ -116,6 +117,8 @@ class _BatchContext:
     bot_inboxes: dict[int, bool] = field(default_factory=dict)
     #: Messages decided on and not inserted yet, in batch order.
     pending: list[_PendingMessage] = field(default_factory=list)
+    #: Conversation numbers taken for the batch's new conversations, per account.
+    display_ids: dict[int, list[int]] = field(default_factory=dict)
 
 
 async def ingest_batch(
@@ -246,7 +249,7 @@ async def _ingest_one(
 
     if conversation is None:
         conversation = await _new_conversation(
-            session, inbox, contact, contact_inbox, inbound, message_type, sent_at,
+            session, context, inbox, contact, contact_inbox, inbound, message_type, sent_at,
             status="pending" if await _has_bot(session, context, inbox.id) else "open",
         )
         created = True
@@ -453,6 +456,34 @@ async def _prefetch(
         context.labels.update(await conversation_labels(session, labelled))
         for conversation_id in labelled:
             context.labels.setdefault(conversation_id, [])
+    await _take_display_ids(session, context, fresh)
+
+
+async def _take_display_ids(session: AsyncSession, context: _BatchContext, fresh: Sequence[InboundMessage]) -> None:
+    """Take, in one statement per account, the numbers of the conversations the batch will
+    certainly create: those of thread keys and of senders that have no conversation yet,
+    where no message of the key names messages it replies to (those may find one).
+
+    Only certain ones, so that no number is taken and left unused."""
+    keys: dict[tuple[Any, ...], bool] = {}
+    for m in fresh:
+        if m.thread_key:
+            key: tuple[Any, ...] = ("thread", m.inbox_id, m.thread_key)
+            new = context.by_thread.get((m.inbox_id, m.thread_key), False) is None
+        else:
+            contact_inbox = context.identities.get((m.inbox_id, m.sender.source_id), (None,))[0]
+            key = ("sender", m.inbox_id, m.sender.source_id)
+            new = contact_inbox is not None and context.by_contact_inbox.get(contact_inbox.id, False) is None
+        keys[key] = keys.get(key, True) and new and not m.in_reply_to
+    wanted: dict[int, int] = defaultdict(int)
+    for (_, inbox_id, _), certain in keys.items():
+        if certain:
+            wanted[context.inboxes[inbox_id].account_id] += 1
+    for account_id, count in wanted.items():
+        if count < 2 or identity_key(Account, account_id) in session.identity_map:
+            continue  # one number costs the same statement either way
+        last = (await session.execute(_TAKE_DISPLAY_IDS, {"account": account_id, "count": count})).scalar_one()
+        context.display_ids[account_id] = list(range(last - count + 1, last + 1))
 
 
 def _note_labels(context: _BatchContext, conversation_id: int, flagged: bool, labelled: list[int]) -> None:
@@ -653,6 +684,7 @@ async def _find_conversation(
 
 async def _new_conversation(
     session: AsyncSession,
+    context: _BatchContext,
     inbox: Inbox,
     contact: Contact,
     contact_inbox: ContactInbox,
@@ -668,7 +700,7 @@ async def _new_conversation(
         additional["mail_subject"] = inbound.subject
     conversation = Conversation(
         account_id=inbox.account_id,
-        display_id=await _next_display_id(session, inbox.account_id),
+        display_id=await _next_display_id(session, context, inbox.account_id),
         inbox_id=inbox.id,
         contact_id=contact.id,
         contact_inbox_id=contact_inbox.id,
@@ -680,8 +712,27 @@ async def _new_conversation(
         created_at=sent_at,
     )
     _apply_message_to_conversation(conversation, message_type, inbound.automatic, sent_at)
+    return await _insert_conversation(session, conversation)
+
+
+_CONVERSATION_COLUMNS = tuple(c.key for c in Conversation.__table__.columns if c.key != "id")
+_INSERT_CONVERSATION = insert(Conversation.__table__).returning(Conversation.__table__.c.id)
+
+
+async def _insert_conversation(session: AsyncSession, draft: Conversation) -> Conversation:
+    """Insert a new conversation row alone and return it attached to the session.
+
+    Its id is needed at once (messages and clocks point to it), but a session flush would
+    also write every other change of the batch so far, and the conversations' updates are
+    cheaper written together at the batch's end. So the row is inserted with Core and the
+    object joins the session as loaded, with every column known."""
+    values = {key: draft.__dict__.get(key) for key in _CONVERSATION_COLUMNS}
+    values["uuid"] = values["uuid"] or new_conversation_uuid()
+    values["updated_at"] = values["updated_at"] or utcnow()
+    conversation_id = (await session.execute(_INSERT_CONVERSATION, values)).scalar_one()
+    conversation = Conversation(id=conversation_id, **values)
+    make_transient_to_detached(conversation)
     session.add(conversation)
-    await session.flush()
     return conversation
 
 
@@ -692,15 +743,26 @@ _NEXT_DISPLAY_ID = (
     .values(last_display_id=Account.__table__.c.last_display_id + 1)
     .returning(Account.__table__.c.last_display_id)
 )
+#: The same, taking ``count`` numbers at once (the last one is returned).
+_TAKE_DISPLAY_IDS = (
+    update(Account.__table__)
+    .where(Account.__table__.c.id == bindparam("account"))
+    .values(last_display_id=Account.__table__.c.last_display_id + bindparam("count"))
+    .returning(Account.__table__.c.last_display_id)
+)
 
 
-async def _next_display_id(session: AsyncSession, account_id: int) -> int:
-    """The account's next conversation number (see ``next_display_id``).
+async def _next_display_id(session: AsyncSession, context: _BatchContext, account_id: int) -> int:
+    """The account's next conversation number (see ``next_display_id``): one the batch
+    has taken already, else the next from the counter row.
 
     The same UPDATE … RETURNING, without the ORM's statement building and identity-map
     synchronisation, which cost about as much as the round trip; when the session holds
     the Account row, the ORM version runs so that the object stays current.
     """
+    taken = context.display_ids.get(account_id)
+    if taken:
+        return taken.pop(0)
     if identity_key(Account, account_id) in session.identity_map:
         from app.tickets.numbering import next_display_id
 
