@@ -298,9 +298,15 @@ async def refresh_next_due(session: AsyncSession, conversation: Conversation) ->
     conversation.next_due_at = min(due) if due else None
 
 
+def _attributes(conversation: Conversation) -> dict[str, Any]:
+    """What the reply-window rules read: the conversation's attributes, those the channel
+    set (``custom_attributes``, e.g. a Click-to-Messenger ad's ``entry_point``) included."""
+    return {**(conversation.additional_attributes or {}), **(conversation.custom_attributes or {})}
+
+
 def update_reply_window(conversation: Conversation, inbox: Inbox, incoming_at: datetime) -> None:
     """A customer message reopens the channel's reply window."""
-    window = window_for(inbox.channel_type, inbox.settings or {}, conversation.additional_attributes or {})
+    window = window_for(inbox.channel_type, inbox.settings or {}, _attributes(conversation))
     if window is not None:
         candidate = closes(incoming_at, window)
         if conversation.reply_window_closes_at is None or candidate > conversation.reply_window_closes_at:
@@ -310,7 +316,7 @@ def update_reply_window(conversation: Conversation, inbox: Inbox, incoming_at: d
 def reply_permission(conversation: Conversation, inbox: Inbox, *, now: datetime, by_bot: bool,
                      message_type: str) -> tuple[bool, str | None, str | None]:
     """(allowed, tag to send with, the rule when refused) for a free-form reply now."""
-    window = window_for(inbox.channel_type, inbox.settings or {}, conversation.additional_attributes or {})
+    window = window_for(inbox.channel_type, inbox.settings or {}, _attributes(conversation))
     if window is None or conversation.reply_window_closes_at is None:
         return True, None, None
     if now <= conversation.reply_window_closes_at:
