@@ -3,7 +3,9 @@
 The pull loop fetches from the saved cursor, stores the messages, the edits and the new
 cursor in one transaction (fenced by the lease, see :func:`app.runner.leases.hold`), and on
 errors backs off with jitter (``retry_after`` honoured) while the inbox's state row says
-why. The reply sender is :class:`app.runner.dispatch.ReplySender`.
+why. While a connector pages through a backlog (``fetch_ahead``), the next page is fetched
+while the current one is stored; it is used only if the store saved the cursor it starts
+from. The reply sender is :class:`app.runner.dispatch.ReplySender`.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import asyncio
 import json
 import logging
 import time
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -59,6 +62,11 @@ def _fingerprint(inbox: Inbox) -> str:
     return json.dumps([inbox.settings, inbox.credentials_encrypted], sort_keys=True, default=str)
 
 
+def _retrieve(task: asyncio.Task[Any]) -> None:
+    if not task.cancelled():
+        task.exception()
+
+
 class Stopped(Exception):
     """The worker was asked to stop while it waited."""
 
@@ -83,6 +91,8 @@ class InboxWorker:
         self._pause_until = 0.0
         self._last_success_write = 0.0
         self._state = "starting"
+        #: A fetch started ahead: (connector, the cursor it fetches from, its task).
+        self._ahead: tuple[PullConnector, dict[str, Any], asyncio.Task[Any]] | None = None
 
     # -- lifecycle ---------------------------------------------------------------------
     async def run(self) -> None:
@@ -92,6 +102,7 @@ class InboxWorker:
                 group.create_task(self._until_stopped(self._pull_loop()))
                 group.create_task(self._until_stopped(self.sender.run()))
         finally:
+            self._drop_ahead()
             if self._loaded is not None and self._loaded.connector is not None:
                 await self._loaded.connector.aclose()
 
@@ -227,8 +238,7 @@ class InboxWorker:
         schedule = self.runner.settings.connector_backoff_seconds
         cursor = await leases.load_cursor(self.runner.db, self.inbox_id)
         try:
-            messages, new_cursor = await self.unless_stopped(
-                asyncio.wait_for(connector.fetch(cursor), connector.fetch_timeout))
+            messages, new_cursor = await self.unless_stopped(self._fetch(connector, cursor))
         except Stopped:
             raise
         except RateLimited as exc:
@@ -248,7 +258,26 @@ class InboxWorker:
             self._failures += 1
             await self.backoff("backing_off", f"{type(exc).__name__}: {exc}", retry_delay(self._failures, schedule))
         else:
-            await self._store(messages, cursor, new_cursor, connector.drain_quarantined())
+            quarantined = connector.drain_quarantined()
+            if connector.fetch_ahead(new_cursor):
+                task = asyncio.ensure_future(asyncio.wait_for(connector.fetch(new_cursor), connector.fetch_timeout))
+                task.add_done_callback(_retrieve)  # a dropped fetch's error is not worth a warning
+                self._ahead = (connector, new_cursor, task)
+            await self._store(messages, cursor, new_cursor, quarantined)
+
+    def _fetch(self, connector: PullConnector, cursor: dict[str, Any]) -> Awaitable[Any]:
+        """The fetch from ``cursor``: the one started ahead when it fetches from there."""
+        ahead, self._ahead = self._ahead, None
+        if ahead is not None:
+            if ahead[0] is connector and ahead[1] == cursor:
+                return ahead[2]
+            ahead[2].cancel()  # the store before it failed, or the connector was rebuilt
+        return asyncio.wait_for(connector.fetch(cursor), connector.fetch_timeout)
+
+    def _drop_ahead(self) -> None:
+        if self._ahead is not None:
+            self._ahead[2].cancel()
+            self._ahead = None
 
     async def _store(self, messages: list[InboundMessage], cursor: dict[str, Any], new_cursor: dict[str, Any],
                      quarantined: list[Any] | None = None) -> None:

@@ -87,6 +87,13 @@ class PullConnector(Connector):
         the runner stores them in the transaction that saves the cursor past them."""
         return []
 
+    def fetch_ahead(self, cursor: Cursor) -> bool:
+        """Whether the runner may start fetching from ``cursor`` while it stores the page
+        that led there: true while the connector pages through a backlog, where a fetch
+        depends on nothing but its cursor. The fetched page is used only if the cursor
+        was saved; otherwise it is dropped and fetched again."""
+        return False
+
 
 def redact(text: str, secrets: Iterable[Any]) -> str:
     """``text`` with every secret value replaced, for error messages and logs."""
