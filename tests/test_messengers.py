@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select, update
 
-from app.models import Contact, ContactInbox, Conversation, Message, QuarantinedMessage, utcnow
+from app.models import Attachment, Contact, ContactInbox, Conversation, Message, QuarantinedMessage, utcnow
 from connectors.line.sandbox import LineSandbox
 from connectors.meta.sandbox import MetaSandbox, graph_error
 from connectors.whatsapp.sandbox import WhatsAppSandbox
@@ -449,3 +449,213 @@ async def test_templates_and_webhooks_stay_within_their_inbox(client, tenants, r
     assert (await meta.deliver(client, "/webhooks/telegram/" + facebook["inbox_identifier"],
                                meta.body(meta.user_writes("1", "x")))).status_code == 404
     assert await messages_of(runtime, facebook["id"]) == []
+
+
+# -- files users send (fetched by platform id) ----------------------------------------------
+
+async def attachments_of(runtime: Any, message_id: int) -> list[Attachment]:
+    async with runtime.db.read_session() as session:
+        return list(await session.scalars(select(Attachment).where(Attachment.message_id == message_id)
+                                          .order_by(Attachment.id)))
+
+
+async def test_whatsapp_media_are_fetched_and_stored_once(client, tenants, runtime, whatsapp):
+    tenant = await tenants.new()
+    inbox = await whatsapp_inbox(client, tenant, whatsapp)
+    photo = b"\xff\xd8\xff\xe0" + b"j" * 3000
+    image = whatsapp.user_sends("989121234567", "image", photo, "image/jpeg", caption="رسید پرداخت", name="Sara")
+    document = whatsapp.user_sends("989121234567", "document", b"%PDF-1.7 invoice", "application/pdf",
+                                   filename="hóa đơn 会计.pdf")
+    body = whatsapp.body(image, document)
+    assert (await whatsapp.deliver(client, inbox["webhook_url"], body)).json()["stored"] == 2
+    rows = await messages_of(runtime, inbox["id"])
+    assert [r.content for r in rows] == ["رسید پرداخت", None]
+    (jpeg,) = await attachments_of(runtime, rows[0].id)
+    (pdf,) = await attachments_of(runtime, rows[1].id)
+    assert (jpeg.file_type, jpeg.content_type, jpeg.file_size, jpeg.file_name) == ("image", "image/jpeg", len(photo), "image.jpg")
+    assert runtime.store.path(jpeg.storage_path).read_bytes() == photo
+    assert (pdf.file_name, pdf.content_type) == ("hóa đơn 会计.pdf", "application/pdf")
+    assert runtime.store.path(pdf.storage_path).read_bytes() == b"%PDF-1.7 invoice"
+    lookups, downloads = whatsapp.calls_of("media"), whatsapp.calls_of("download")
+    assert [c.body["phone_number_id"] for c in lookups] == [whatsapp.phone_number_id] * 2
+    assert all(c.headers["authorization"] == f"Bearer {whatsapp.token}" and c.status == 200 for c in downloads)
+    assert len(downloads) == 2
+
+    again = await whatsapp.deliver(client, inbox["webhook_url"], body)
+    assert again.json()["duplicates"] == 2
+    assert len(whatsapp.calls_of("media")) == 2  # a redelivery downloads nothing
+
+
+async def test_whatsapp_media_that_cannot_be_fetched_keep_the_message(client, tenants, runtime, whatsapp):
+    tenant = await tenants.new()
+    inbox = await whatsapp_inbox(client, tenant, whatsapp)
+    lost = whatsapp.user_sends("66812345678", "audio", b"OggS voice", "audio/ogg; codecs=opus")
+    media_id = lost["messages"][0]["audio"]["id"]
+    del whatsapp.media[media_id]  # expired: the lookup answers error 100
+    whatsapp.fail_next("download", 500, {})
+    broken = whatsapp.user_sends("66812345678", "video", b"\x00\x00\x00 ftypmp4", "video/mp4", caption="ดูนี่")
+    answer = await whatsapp.deliver(client, inbox["webhook_url"], whatsapp.body(lost, broken))
+    assert answer.status_code == 200 and answer.json()["stored"] == 2
+    first, second = await messages_of(runtime, inbox["id"])
+    assert f"could not be fetched from WhatsApp (id {media_id})" in first.content
+    assert "Unsupported get request" in first.content and whatsapp.token not in first.content
+    assert first.additional_attributes["metadata"]["media_errors"][0]["id"] == media_id
+    assert first.additional_attributes["metadata"]["media"]["id"] == media_id
+    assert second.content.startswith("ดูนี่\n[video.mp4 could not be fetched from WhatsApp") and "HTTP 500" in second.content
+    (kept,) = await attachments_of(runtime, first.id)
+    assert (kept.file_type, kept.storage_path, kept.file_size) == ("audio", None, None)
+
+
+async def test_line_contents_are_fetched_with_the_token(client, tenants, runtime, line):
+    tenant = await tenants.new()
+    inbox = await line_inbox(client, tenant, line)
+    line.user("U4d5e6f", "Nguyễn Thị Hoa")
+    picture = line.user_sends("U4d5e6f", "image", b"\x89PNG\r\n\x1a\n" + b"p" * 500, "image/png")
+    upload = line.user_sends("U4d5e6f", "file", "สัญญา.docx".encode() * 3, "application/octet-stream",
+                             file_name="สัญญา.docx")
+    gone = line.user_sends("U4d5e6f", "video", b"mp4", "video/mp4")
+    del line.contents[gone["message"]["id"]]  # LINE deletes contents after a while
+    answer = await line.deliver(client, inbox["webhook_url"], line.body(picture, upload, gone))
+    assert answer.json()["stored"] == 3
+    rows = await messages_of(runtime, inbox["id"])
+    png, docx, video = [await attachments_of(runtime, r.id) for r in rows]
+    assert (png[0].content_type, png[0].file_type, png[0].file_name) == ("image/png", "image", "image.png")
+    assert runtime.store.path(png[0].storage_path).read_bytes().startswith(b"\x89PNG")
+    assert docx[0].file_name == "สัญญา.docx" and docx[0].content_type == "application/octet-stream"
+    assert runtime.store.path(docx[0].storage_path).read_bytes() == "สัญญา.docx".encode() * 3
+    assert video[0].storage_path is None
+    assert rows[2].content.startswith(f"[video.mp4 could not be fetched from LINE (id {gone['message']['id']}): HTTP 404")
+    calls = line.calls_of("content")
+    assert sorted(c.status for c in calls) == [200, 200, 404]
+    assert all(c.headers["authorization"] == f"Bearer {line.channel_token}" for c in calls)
+
+
+async def test_sandboxes_refuse_media_without_the_token(whatsapp, line):
+    import httpx
+
+    value = whatsapp.user_sends("1555", "image", b"x", "image/jpeg")
+    media_id = value["messages"][0]["image"]["id"]
+    async with httpx.AsyncClient() as http:
+        refused = await http.get(f"{whatsapp.base_url}/v21.0/{media_id}")
+        assert refused.status_code == 401 and refused.json()["error"]["code"] == 190
+        info = (await http.get(f"{whatsapp.base_url}/v21.0/{media_id}",
+                               headers={"Authorization": f"Bearer {whatsapp.token}"})).json()
+        assert (await http.get(info["url"])).status_code == 401
+        event = line.user_sends("U1", "image", b"x", "image/jpeg")
+        assert (await http.get(f"{line.base_url}/v2/bot/message/{event['message']['id']}/content")).status_code == 401
+
+
+# -- replies with files ----------------------------------------------------------------------
+
+async def test_whatsapp_replies_with_files_are_uploaded_then_sent_by_id(client, tenants, runtime, whatsapp):
+    tenant = await tenants.new()
+    inbox = await whatsapp_inbox(client, tenant, whatsapp)
+    await whatsapp.deliver(client, inbox["webhook_url"], whatsapp.body(whatsapp.user_writes("84901234567", "Gửi giúp em báo giá")))
+    conversation = await only_conversation(client, tenant, inbox["id"])
+    png, pdf = b"\x89PNG\r\n\x1a\n" + b"i" * 200, b"%PDF-1.7 quote"
+    sent = await client.post(tenant.path(f"/conversations/{conversation['id']}/messages"), headers=tenant.headers,
+                             data={"content": "Dạ em gửi anh ảnh và báo giá ạ"},
+                             files=[("attachments[]", ("ảnh.png", png, "image/png")),
+                                    ("attachments[]", ("báo giá.pdf", pdf, "application/pdf"))])
+    assert sent.status_code == 200, sent.text
+    async with running(runtime, inbox["id"]):
+        done = await eventually(status_is(runtime, sent.json()["id"], "sent"))
+    assert [(u["file_name"], u["type"], u["size"]) for u in whatsapp.uploads] == [
+        ("ảnh.png", "image/png", len(png)), ("báo giá.pdf", "application/pdf", len(pdf))]
+    assert [whatsapp.media[u["id"]][0] for u in whatsapp.uploads] == [png, pdf]
+    image, document = whatsapp.sent
+    assert image["type"] == "image" and image["image"] == {"id": whatsapp.uploads[0]["id"],
+                                                           "caption": "Dạ em gửi anh ảnh và báo giá ạ"}
+    assert document["type"] == "document" and document["document"] == {"id": whatsapp.uploads[1]["id"],
+                                                                        "filename": "báo giá.pdf"}
+    assert done.source_id == image["_id"]
+    assert all(c.headers["authorization"] == f"Bearer {whatsapp.token}" for c in whatsapp.calls_of("upload"))
+
+
+async def test_whatsapp_audio_has_no_caption_and_templates_go_alone(whatsapp):
+    from connectors.base import ConnectorConfig, InboundAttachment, OutboundMessage, PermanentSendError
+    from connectors.whatsapp.connector import WhatsAppConnector
+
+    whatsapp.user_writes("66899999999", "hi")  # opens the window
+    connector = WhatsAppConnector(ConnectorConfig(
+        inbox_id=1, settings={"graph_base_url": whatsapp.base_url},
+        secrets={"app_secret": whatsapp.app_secret, "api_key": whatsapp.token, "phone_number_id": whatsapp.phone_number_id}))
+    voice = InboundAttachment(file_name="voice.ogg", content_type="audio/ogg; codecs=opus", data=b"OggS")
+    long_text = "ข้อความยาว " * 150
+    try:
+        first = await connector.send(OutboundMessage(inbox_id=1, message_id=7, recipient_source_id="66899999999",
+                                                     text=long_text, attachments=[voice]))
+        with pytest.raises(PermanentSendError, match="template is sent on its own"):
+            await connector.send(OutboundMessage(inbox_id=1, message_id=8, recipient_source_id="66899999999",
+                                                 attachments=[voice], metadata={"template_params": {"name": "order_update"}}))
+        with pytest.raises(PermanentSendError, match="no stored bytes and no public HTTPS URL"):
+            await connector.send(OutboundMessage(inbox_id=1, message_id=9, recipient_source_id="66899999999",
+                                                 attachments=[InboundAttachment(file_name="x.pdf")]))
+    finally:
+        await connector.aclose()
+    audio, text = whatsapp.sent
+    assert audio["type"] == "audio" and audio["audio"] == {"id": whatsapp.uploads[0]["id"]}
+    assert whatsapp.uploads[0]["type"] == "audio/ogg"
+    assert text["type"] == "text" and text["text"]["body"] == long_text  # over 1,024: no caption, a text of its own
+    assert first == audio["_id"] and len(whatsapp.uploads) == 1
+
+
+async def test_line_replies_with_files_are_refused_with_the_reason(client, tenants, runtime, line):
+    tenant = await tenants.new()
+    inbox = await line_inbox(client, tenant, line)
+    line.user("Ubb22", "ปิติ")
+    await line.deliver(client, inbox["webhook_url"], line.body(line.user_writes("Ubb22", "ขอรูปสินค้าหน่อยครับ")))
+    conversation = await only_conversation(client, tenant, inbox["id"])
+    sent = await client.post(tenant.path(f"/conversations/{conversation['id']}/messages"), headers=tenant.headers,
+                             data={"content": "นี่ครับ"}, files=[("attachments[]", ("shirt.jpg", b"\xff\xd8\xff", "image/jpeg"))])
+    async with running(runtime, inbox["id"]):
+        failed = await eventually(status_is(runtime, sent.json()["id"], "failed"))
+    assert "public HTTPS URLs (originalContentUrl, previewImageUrl)" in failed.external_error
+    assert line.calls_of("reply") == [] and line.calls_of("push") == []
+
+
+# -- Click-to-Messenger referrals ----------------------------------------------------------
+
+async def test_ad_referrals_mark_the_conversations_entry_point(client, tenants, runtime, meta):
+    tenant = await tenants.new()
+    inbox = await facebook_inbox(client, tenant, meta)
+    meta.user("24000101", "Somchai")
+    referral = meta.ad_referral("24000101", "6040000001", "โปรลดราคา 11.11", ref="promo_1111")
+    first = meta.user_writes("24000101", "สนใจสินค้าในโฆษณาครับ", referral=referral)
+    meta.user("24000102", "Lan")
+    returning = meta.user_writes("24000102", "Chào shop")
+    await meta.deliver(client, inbox["webhook_url"], meta.body(first, returning))
+    came_back = meta.referral_event("24000102", meta.ad_referral("24000102", "6040000002", "Tết sale"))
+    answer = await meta.deliver(client, inbox["webhook_url"], meta.body(came_back))
+    assert answer.json()["stored"] == 1
+    assert (await meta.deliver(client, inbox["webhook_url"], meta.body(came_back))).json()["duplicates"] == 1
+    plain = meta.user_writes("24000103", "m.me link", referral={"source": "SHORTLINK", "type": "OPEN_THREAD", "ref": "x"})
+    await meta.deliver(client, inbox["webhook_url"], meta.body(plain))
+
+    async with runtime.db.read_session() as session:
+        conversations = {c.contact_inbox_id: c for c in await session.scalars(
+            select(Conversation).where(Conversation.inbox_id == inbox["id"]))}
+        by_sender = {ci.source_id: conversations[ci.id] for ci in await session.scalars(
+            select(ContactInbox).where(ContactInbox.inbox_id == inbox["id"]))}
+    ad = by_sender["24000101"].custom_attributes
+    assert ad["entry_point"] == "ad"
+    assert {k: ad["ad_referral"][k] for k in ("source", "ad_id", "ad_title", "ref")} == {
+        "source": "ADS", "ad_id": "6040000001", "ad_title": "โปรลดราคา 11.11", "ref": "promo_1111"}
+    assert by_sender["24000102"].custom_attributes["ad_referral"]["ad_title"] == "Tết sale"
+    assert "entry_point" not in (by_sender["24000103"].custom_attributes or {})
+    rows = await messages_of(runtime, inbox["id"])
+    note = next(r for r in rows if r.source_id.startswith("referral:"))
+    assert note.content == "(opened the conversation from the ad: Tết sale)" and note.automatic
+    link = next(r for r in rows if r.content == "m.me link")
+    assert link.additional_attributes["metadata"]["referral"]["source"] == "SHORTLINK"
+
+
+async def test_first_message_after_an_ad_gets_a_seven_day_window(client, tenants, runtime, meta):
+    tenant = await tenants.new()
+    inbox = await facebook_inbox(client, tenant, meta)
+    meta.user("24000104", "Ploy")
+    referral = meta.ad_referral("24000104", "6040000003", "Songkran")
+    await meta.deliver(client, inbox["webhook_url"], meta.body(meta.user_writes("24000104", "สวัสดีค่ะ", referral=referral)))
+    async with runtime.db.read_session() as session:
+        conversation = await session.scalar(select(Conversation).where(Conversation.inbox_id == inbox["id"]))
+    assert conversation.reply_window_closes_at - utcnow().replace(tzinfo=conversation.reply_window_closes_at.tzinfo) > timedelta(days=6)

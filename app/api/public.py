@@ -28,7 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.api.deps import RuntimeDep, SessionDep
 from app.api.schemas import Body
-from app.errors import Invalid, NotFound, PostroomError, Unauthorized
+from app.errors import Invalid, NotFound, TooLarge, Unauthorized
 from app.models import Contact, ContactInbox, Conversation, Inbox, Message
 from app.runtime import Runtime
 from app.tickets import presenters
@@ -40,10 +40,6 @@ from connectors.base import InboundMessage, SenderIdentity
 
 router = APIRouter(prefix="/public/api/v1/inboxes/{inbox_identifier}", tags=["public API channel"])
 MAX_BODY_BYTES = 1024 * 1024
-
-
-class TooLarge(PostroomError):
-    status_code = 413
 
 
 class PublicContact(Body):

@@ -4,10 +4,12 @@
 ``hub.challenge``); ``POST`` receives events. The order is the one every push channel
 shares (``connectors/base/push.py``): the raw body's signature is checked first, in
 constant time, and a failure stores nothing (401 without a signature, 403 with a wrong
-one); then the body is parsed and messages, receipts, contact events and quarantined
-events are stored through ``app.tickets.ingest`` (redeliveries are no-ops), with the
-batches of concurrent calls sharing transactions (``app.tickets.group_commit``), and the
-platform gets its 200 once its events are committed.
+one); then the body is parsed, files the platform names by id only are fetched for
+messages not stored before (``connectors/base/media.py``), and messages, receipts,
+contact events and quarantined events are stored through ``app.tickets.ingest``
+(redeliveries are no-ops), with the batches of concurrent calls sharing transactions
+(``app.tickets.group_commit``), and the platform gets its 200 once its events are
+committed.
 
 Inboxes and their connectors are cached per process for a few seconds, so a busy
 webhook costs one transaction, not an inbox lookup and a decryption per call.
@@ -28,7 +30,7 @@ from sqlalchemy import select
 
 from app.api.deps import PrincipalDep, RuntimeDep, SessionDep
 from app.errors import Invalid, NotFound
-from app.models import ContactInbox, Inbox
+from app.models import ContactInbox, Inbox, Message
 from app.runtime import Runtime
 from app.tickets import inboxes as inbox_service
 from app.tickets.group_commit import GroupCommitter
@@ -42,6 +44,7 @@ from connectors.base import (
     WebhookBatch,
     WebhookRequest,
 )
+from connectors.base.media import fetch_media, waiting
 from connectors.registry import push_connector_for
 
 log = logging.getLogger("postroom.webhooks_in")
@@ -128,16 +131,20 @@ async def receive(channel: str, identifier: str, request: Request, runtime: Runt
     if target.connector is None:
         return _refused(403, f"the inbox is not configured: {target.problem}")
     call = WebhookRequest(body=raw, headers={k.lower(): v for k, v in request.headers.items()},
-                          query=dict(request.query_params))
+                          query=dict(request.query_params), url=str(request.url))
     try:
         target.connector.verify(call)
     except SignatureInvalid as exc:
         log.warning("webhook signature refused", extra={"inbox_id": target.inbox_id})
         return _refused(exc.status_code, str(exc))
     batch = target.connector.parse(call)
+    await target.connector.complete(batch)
     await _complete_profiles(runtime, target, batch)
+    await _fetch_media(runtime, target, batch)
     results = await _store(request, runtime, target, batch)
     created = sum(1 for r in results if r.status == "created")
+    if target.connector.empty_acknowledgement:
+        return Response(status_code=200)
     return JSONResponse({
         "received": len(batch.messages), "stored": created, "duplicates": len(results) - created,
         "receipts": len(batch.receipts), "contact_events": len(batch.contacts),
@@ -178,6 +185,23 @@ async def _complete_profiles(runtime: Runtime, target: _Target, batch: WebhookBa
     for event in batch.contacts:
         if event.sender.source_id in profiles:
             event.sender = _merged(event.sender, profiles[event.sender.source_id])
+
+
+async def _fetch_media(runtime: Runtime, target: _Target, batch: WebhookBatch) -> None:
+    """Fetch the files the platform named by id only, for messages not stored before (a
+    redelivery downloads nothing); a file that cannot be fetched is noted on its message."""
+    connector = target.connector
+    assert connector is not None
+    pending = [m for m in batch.messages if waiting(m)]
+    if not pending:
+        return
+    async with runtime.db.read_session() as session:
+        known = set(await session.scalars(select(Message.source_id).where(
+            Message.inbox_id == target.inbox_id, Message.source_id.in_(sorted({m.source_id for m in pending})))))
+    fresh = [m for m in pending if m.source_id not in known]
+    missed = await fetch_media(connector.download_media, fresh, platform=connector.platform_name)
+    if missed:
+        log.warning("files not fetched", extra={"inbox_id": target.inbox_id, "count": missed})
 
 
 def _merged(sender: SenderIdentity, profile: SenderIdentity) -> SenderIdentity:

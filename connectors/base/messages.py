@@ -33,6 +33,9 @@ class InboundAttachment(BaseModel):
     content_type: str = "application/octet-stream"
     data: bytes | None = None
     external_url: str | None = None
+    #: The platform's id of a file not fetched yet (WhatsApp media id, LINE message id);
+    #: ``connectors.base.media.fetch_media`` fills ``data`` in before storage.
+    platform_id: str | None = None
 
 
 class InboundMessage(BaseModel):

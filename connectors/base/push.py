@@ -8,7 +8,9 @@ One pattern for every push channel (``app/api/push.py`` runs it):
 2. the body is parsed into a :class:`WebhookBatch`: messages for ``app.tickets.ingest``
    (whose ``UNIQUE(inbox_id, source_id)`` turns redeliveries into no-ops), delivery
    receipts for our replies, contact events (follow / unfollow), and the events that
-   could not be understood, which are quarantined rather than dropped;
+   could not be understood, which are quarantined rather than dropped; files a platform
+   names by id only are fetched then (:meth:`PushConnector.download_media`,
+   ``connectors.base.media``), and one that cannot be fetched is noted on its message;
 3. all of it is stored in one transaction and the platform gets its 200 at once.
 
 Replies go out through the runner's dispatcher like any other channel's: a push
@@ -20,6 +22,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import json
 from abc import abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -28,6 +31,7 @@ from typing import Any, ClassVar, Literal
 
 from connectors.base.connector import Connector
 from connectors.base.errors import ConnectorError
+from connectors.base.media import Media, MediaUnavailable
 from connectors.base.messages import InboundMessage, SenderIdentity
 
 
@@ -50,6 +54,8 @@ class WebhookRequest:
     body: bytes
     headers: Mapping[str, str] = field(default_factory=dict)
     query: Mapping[str, str] = field(default_factory=dict)
+    #: The URL the call was made to (Shopee signs it along with the body).
+    url: str = ""
 
 
 ReceiptStatus = Literal["sent", "delivered", "read", "failed"]
@@ -123,6 +129,13 @@ class PushConnector(Connector):
     def parse(self, request: WebhookRequest) -> WebhookBatch:
         """The batch a verified request carries (never raises for one bad event)."""
 
+    #: Answer a verified call with an empty 200 body instead of the storage summary
+    #: (Shopee asks for "2xx with an empty body").
+    empty_acknowledgement: ClassVar[bool] = False
+
+    async def complete(self, batch: WebhookBatch) -> None:
+        """Fill in what parsing could not (a marketplace's image bytes) before storing."""
+
     @property
     def fetches_profiles(self) -> bool:
         """Whether :meth:`profile` can ask the platform anything (credentials permitting)."""
@@ -130,6 +143,25 @@ class PushConnector(Connector):
 
     async def profile(self, sender_id: str) -> SenderIdentity | None:
         """The platform's profile of a sender Postroom has not met yet (None: unknown)."""
+        return None
+
+    #: How notes about files that could not be fetched name the platform.
+    platform_name: ClassVar[str] = "the platform"
+
+    async def download_media(self, platform_id: str) -> Media:
+        """The bytes of a file the webhook named by ``platform_id`` only (channels whose
+        parsers set ``InboundAttachment.platform_id``); :class:`MediaUnavailable` when the
+        platform will not give it."""
+        raise MediaUnavailable("this channel cannot fetch files by id")
+
+
+def json_body(raw: bytes, batch: WebhookBatch) -> Any | None:
+    """The decoded body of a webhook call; None (the body quarantined in ``batch``) when it
+    is not JSON."""
+    try:
+        return json.loads(raw)
+    except ValueError as exc:
+        batch.quarantined.append(Quarantined(f"body is not JSON: {exc}", raw.decode("utf-8", "replace")))
         return None
 
 

@@ -14,6 +14,10 @@ token is used, default 30).
   https://developers.line.biz/en/reference/messaging-api/#send-push-message,
   https://developers.line.biz/en/docs/messaging-api/retrying-api-request/).
   An *Invalid reply token* answer falls back to push.
+* Files users send: ``GET https://api-data.line.me/v2/bot/message/{messageId}/content``
+  (``api_data_base_url``; an inbox with its own ``api_base_url`` uses that host), fetched
+  before the message is stored (``connectors.base.media``).
+* Replies with files are refused before anything is sent (:data:`FILES_REFUSED` says why).
 * Profiles of new contacts: ``GET /v2/bot/profile/{userId}`` (``displayName``,
   ``pictureUrl``, ``language``).
 * Errors are ``{"message", "details"}``; 429 is a rate limit, 401 a refused token
@@ -41,17 +45,26 @@ from connectors.base import (
     WebhookRequest,
     redact,
 )
+from connectors.base.media import Media, MediaUnavailable, download
 from connectors.base.push import require_signature
 from connectors.base.text import split_text
 from connectors.line.parse import parse_body
 
 DEFAULT_BASE_URL = "https://api.line.me"
+DEFAULT_DATA_URL = "https://api-data.line.me"
 #: Text message limit, and messages per request.
 MAX_TEXT = 5000
 MAX_MESSAGES = 5
 DEFAULT_REPLY_TOKEN_SECONDS = 30
 #: LINE sends no Retry-After; wait this long after a 429.
 DEFAULT_RETRY_AFTER = 30.0
+#: LINE image and video messages name their file by public HTTPS URLs
+#: (``originalContentUrl``, ``previewImageUrl``) and there is no message type for other
+#: files (https://developers.line.biz/en/reference/messaging-api/#image-message); Postroom
+#: serves attachments to signed-in agents only, so it has no such URL to give.
+FILES_REFUSED = ("not sent: LINE takes images and videos only as public HTTPS URLs (originalContentUrl, "
+                 "previewImageUrl) and has no message type for other files; Postroom has no public URL for "
+                 "this reply's files. Send the text alone, or a link the customer can open")
 _RETRY_KEYS = uuid.UUID("6f1c3c52-64a4-4b39-9c3e-3f0b1c1d2e7a")
 
 
@@ -59,6 +72,7 @@ class LineConnector(PushConnector):
     """One LINE Official Account's one-to-one chats."""
 
     channel_type = "line"
+    platform_name = "LINE"
 
     def __init__(self, config: ConnectorConfig) -> None:
         super().__init__(config)
@@ -66,6 +80,9 @@ class LineConnector(PushConnector):
         self._token = config.secrets.get("line_channel_token")
         settings = config.settings
         self.base_url = str(settings.get("api_base_url") or DEFAULT_BASE_URL).rstrip("/")
+        # Contents live on their own host; an inbox pointed at another API (a sandbox) finds them there too.
+        data_url = settings.get("api_data_base_url") or (settings.get("api_base_url") and self.base_url)
+        self.data_url = str(data_url or DEFAULT_DATA_URL).rstrip("/")
         self.reply_token_seconds = float(settings.get("reply_token_seconds") or DEFAULT_REPLY_TOKEN_SECONDS)
         self._http = httpx.AsyncClient(timeout=httpx.Timeout(30.0, connect=10.0))
         #: Reply tokens this process used (each works once).
@@ -100,12 +117,20 @@ class LineConnector(PushConnector):
         return SenderIdentity(source_id=sender_id, name=body.get("displayName"), avatar_url=body.get("pictureUrl"),
                               attributes=attributes)
 
+    async def download_media(self, platform_id: str) -> Media:
+        """The content of a user's image, video, audio or file message
+        (https://developers.line.biz/en/reference/messaging-api/#get-content)."""
+        if not self._token:
+            raise MediaUnavailable("line_channel_token is not set")
+        return await download(self._http, f"{self.data_url}/v2/bot/message/{platform_id}/content",
+                              headers={"Authorization": f"Bearer {self._token}"}, secrets=[self._token])
+
     async def send(self, message: OutboundMessage) -> str:
         """Reply with the fresh token, else push; returns the first sent message's id."""
         if not self._token:
             raise PermanentSendError("not_configured", "line_channel_token is not set")
         if message.attachments:
-            raise PermanentSendError(400, "files are not sent on LINE by Postroom yet; send text")
+            raise PermanentSendError(400, FILES_REFUSED)
         texts = split_text(message.text or "", MAX_TEXT)
         if not texts:
             raise PermanentSendError(400, "nothing to send: the reply has no text")

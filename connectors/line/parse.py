@@ -9,7 +9,9 @@ Follows the Messaging API reference, *Webhook event objects*
 
 * ``message`` events from a user (one-to-one chat): keyed by ``message.id``, which a
   redelivery (``deliveryContext.isRedelivery``) repeats, so ingest stores it once. Text,
-  stickers (by package/sticker id), location; media are kept by their content id.
+  stickers (by package/sticker id), location; image, video, audio and file messages
+  become attachments fetched by their message id before storage (``connectors.base.media``;
+  ``contentProvider.type: external`` ones keep LINE's ``originalContentUrl``).
   The ``replyToken`` and the time it arrived ride along in metadata for the reply.
 * ``follow`` / ``unfollow``: contact events.
 Group and room chats, and events in ``standby`` mode, are skipped.
@@ -17,22 +19,23 @@ Group and room chats, and events in ``standby`` mode, are skipped.
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime
 from typing import Any
 
-from connectors.base import ContactEvent, InboundMessage, Quarantined, SenderIdentity, WebhookBatch
+from connectors.base import ContactEvent, InboundAttachment, InboundMessage, Quarantined, SenderIdentity, WebhookBatch
+from connectors.base.media import default_name
+from connectors.base.push import json_body
 
 MEDIA_TYPES = ("image", "video", "audio", "file")
+#: The type a file is filed under until its download says better.
+CONTENT_TYPES = {"image": "image/jpeg", "video": "video/mp4", "audio": "audio/mp4", "file": "application/octet-stream"}
 
 
 def parse_body(inbox_id: int, raw: bytes, received_at: datetime) -> WebhookBatch:
     """The batch of one verified webhook body."""
     batch = WebhookBatch()
-    try:
-        body = json.loads(raw)
-    except ValueError as exc:
-        batch.quarantined.append(Quarantined(f"body is not JSON: {exc}", raw.decode("utf-8", "replace")))
+    body = json_body(raw, batch)
+    if body is None:
         return batch
     if not isinstance(body, dict) or not isinstance(body.get("events"), list):
         batch.quarantined.append(Quarantined("expected a body with events[]", body))
@@ -78,12 +81,21 @@ def _event(inbox_id: int, event: dict[str, Any], batch: WebhookBatch, received_a
     elif mtype == "location":
         text = message.get("address") or message.get("title") or f"{message.get('latitude')},{message.get('longitude')}"
         metadata["location"] = {k: message.get(k) for k in ("title", "address", "latitude", "longitude")}
-    elif mtype in MEDIA_TYPES:
-        metadata["content"] = {"id": message["id"], "fileName": message.get("fileName"),
-                               "provider": (message.get("contentProvider") or {}).get("type")}
+    attachments: list[InboundAttachment] = []
+    if mtype in MEDIA_TYPES:
+        provider = message.get("contentProvider") or {}
+        metadata["content"] = {"id": message["id"], "fileName": message.get("fileName"), "provider": provider.get("type")}
+        mime = CONTENT_TYPES[mtype]
+        name = message.get("fileName") or default_name(mtype, mime)
+        if provider.get("type") == "external" and provider.get("originalContentUrl"):
+            # Sent through a LINE API by its own URL: LINE keeps no copy to fetch.
+            attachments.append(InboundAttachment(file_name=name, content_type=mime,
+                                                 external_url=str(provider["originalContentUrl"])))
+        else:
+            attachments.append(InboundAttachment(file_name=name, content_type=mime, platform_id=str(message["id"])))
     batch.messages.append(InboundMessage(
         inbox_id=inbox_id, source_id=str(message["id"]), sender=SenderIdentity(source_id=user_id),
-        text=text, sent_at=at, metadata=metadata,
+        text=text, attachments=attachments, sent_at=at, metadata=metadata,
     ))
 
 

@@ -13,6 +13,9 @@
 * ``POST /v2/bot/message/push``: ``X-Line-Retry-Key`` makes a retried request a no-op
   (409 with ``x-line-accepted-request-id``,
   https://developers.line.biz/en/docs/messaging-api/retrying-api-request/).
+* ``GET /v2/bot/message/{messageId}/content``: the bytes of a user's media message, with
+  its ``Content-Type`` (https://developers.line.biz/en/reference/messaging-api/#get-content);
+  :meth:`LineSandbox.user_sends` makes one.
 * ``GET /v2/bot/profile/{userId}``: ``displayName``, ``userId``, ``pictureUrl``, ``language``.
 Both answer ``{"sentMessages": [{"id", "quoteToken"}]}``; errors are ``{"message",
 "details"}`` with 401 for a wrong token and 429 for rate limits
@@ -55,12 +58,15 @@ class LineSandbox(LoopbackServer):
         self._reply_tokens: dict[str, float] = {}
         self._retry_keys: dict[str, str] = {}
         self._ids = itertools.count(500000000000000001)
+        #: Contents of users' media messages, by message id: ``(bytes, Content-Type)``.
+        self.contents: dict[str, tuple[bytes, str]] = {}
 
     def routes(self) -> list[BaseRoute]:
         return [
             Route("/v2/bot/message/reply", self._reply, methods=["POST"]),
             Route("/v2/bot/message/push", self._push, methods=["POST"]),
             Route("/v2/bot/profile/{user_id}", self._profile, methods=["GET"]),
+            Route("/v2/bot/message/{message_id}/content", self._content, methods=["GET"]),
         ]
 
     def signature_headers(self, raw: bytes) -> dict[str, str]:
@@ -96,6 +102,23 @@ class LineSandbox(LoopbackServer):
         event = self._event(user_id, "message")
         event["message"] = {"id": str(next(self._ids)), "type": "text", "quoteToken": secrets.token_urlsafe(12),
                             "text": text}
+        return event
+
+    def user_sends(self, user_id: str, kind: str, data: bytes, content_type: str, *,
+                   file_name: str | None = None) -> dict[str, Any]:
+        """An ``image``, ``video``, ``audio`` or ``file`` message; its content is served by
+        ``GET /v2/bot/message/{messageId}/content``."""
+        event = self._event(user_id, "message")
+        message: dict[str, Any] = {"id": str(next(self._ids)), "type": kind, "quoteToken": secrets.token_urlsafe(12)}
+        if kind == "file":
+            message.update(fileName=file_name or "file", fileSize=len(data))
+        else:
+            message["contentProvider"] = {"type": "line"}
+        if kind in ("video", "audio"):
+            message["duration"] = 2000
+        with self.lock:
+            self.contents[message["id"]] = (data, content_type)
+        event["message"] = message
         return event
 
     def follow(self, user_id: str) -> dict[str, Any]:
@@ -195,3 +218,17 @@ class LineSandbox(LoopbackServer):
         if profile is None:
             return JSONResponse({"message": "Not found"}, status_code=404)
         return JSONResponse(profile)
+
+    async def _content(self, request: Request) -> Response:
+        """The binary content of a user's media message (404 for an unknown id)."""
+        message_id = request.path_params["message_id"]
+        checked = self._check(request, "content")
+        with self.lock:
+            found = self.contents.get(message_id)
+        status = checked[0] if checked is not None else (200 if found else 404)
+        self.record("content", {"messageId": message_id}, request, status)
+        if checked is not None:
+            return JSONResponse(checked[1], status_code=checked[0], headers=checked[2])
+        if found is None:
+            return JSONResponse({"message": "Not found"}, status_code=404)
+        return Response(found[0], media_type=found[1])

@@ -32,7 +32,7 @@ from connectors.base import (
     WebhookRequest,
 )
 from connectors.base.text import split_text
-from connectors.meta.graph import DEFAULT_GRAPH_URL, DEFAULT_RETRY_AFTER, DEFAULT_VERSION, GraphApi, GraphError
+from connectors.meta.graph import GraphApi, GraphError
 from connectors.meta.parse import ECHO_MARK, parse_body
 from connectors.meta.webhooks import MetaWebhookSecurity
 
@@ -54,10 +54,7 @@ class FacebookConnector(PushConnector):
         super().__init__(config)
         self.security = MetaWebhookSecurity(config)
         self._token = config.secrets.get("page_access_token")
-        settings = config.settings
-        self.graph = GraphApi(str(self._token or ""), base_url=str(settings.get("graph_base_url") or DEFAULT_GRAPH_URL),
-                              version=str(settings.get("graph_version") or DEFAULT_VERSION),
-                              default_retry_after=float(settings.get("rate_limit_retry_seconds") or DEFAULT_RETRY_AFTER))
+        self.graph = GraphApi.from_settings(str(self._token or ""), config.settings)
 
     async def aclose(self) -> None:
         """Close the HTTP connections."""

@@ -15,11 +15,13 @@ else is a :class:`GraphError` the channel turns into a permanent failure of the 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import httpx
 
 from connectors.base import AuthFailed, RateLimited, TransientError, redact
+from connectors.base.media import MAX_MEDIA_BYTES, Media, download
 
 DEFAULT_GRAPH_URL = "https://graph.facebook.com"
 DEFAULT_VERSION = "v21.0"
@@ -52,6 +54,14 @@ class GraphApi:
         self._http = http or httpx.AsyncClient(timeout=httpx.Timeout(30.0, connect=10.0))
         self._own_http = http is None
 
+    @classmethod
+    def from_settings(cls, token: str, settings: Mapping[str, Any]) -> GraphApi:
+        """A client for ``token`` pointed where an inbox's settings say (``graph_base_url``,
+        ``graph_version``, ``rate_limit_retry_seconds``; Meta's defaults otherwise)."""
+        return cls(token, base_url=str(settings.get("graph_base_url") or DEFAULT_GRAPH_URL),
+                   version=str(settings.get("graph_version") or DEFAULT_VERSION),
+                   default_retry_after=float(settings.get("rate_limit_retry_seconds") or DEFAULT_RETRY_AFTER))
+
     async def aclose(self) -> None:
         """Close the HTTP connections (when this client made them)."""
         if self._own_http:
@@ -75,6 +85,12 @@ class GraphApi:
         except httpx.HTTPError as exc:
             raise TransientError(self._redact(f"{path}: {type(exc).__name__}: {exc}")) from None
         return self._result(path, response)
+
+    async def download(self, url: str, *, max_bytes: int = MAX_MEDIA_BYTES) -> Media:
+        """The file behind a media URL the Graph API gave, fetched with the token (as the
+        WhatsApp *Download media* step asks); :class:`MediaUnavailable` when refused."""
+        return await download(self._http, url, headers={"Authorization": f"Bearer {self.token}"},
+                              max_bytes=max_bytes, secrets=[self.token])
 
     def _result(self, path: str, response: httpx.Response) -> Any:
         try:

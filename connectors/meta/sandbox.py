@@ -12,7 +12,8 @@ It plays both sides of Meta's wire format:
 * the **Send API** ``POST /<version>/me/messages``
   (https://developers.facebook.com/docs/messenger-platform/reference/send-api/): answers
   ``{"recipient_id", "message_id"}``; refuses a ``RESPONSE`` more than 24 hours after the
-  user's last message, and a ``HUMAN_AGENT`` tag after 7 days, with code 10 / subcode
+  user's last message (7 days after the first message following a Click-to-Messenger ad
+  click, :meth:`MetaSandbox.ad_referral`), and a ``HUMAN_AGENT`` tag after 7 days, with code 10 / subcode
   2018278 *This message is sent outside of allowed window*
   (https://developers.facebook.com/docs/messenger-platform/send-messages/message-tags,
   https://developers.facebook.com/docs/messenger-platform/error-codes); unknown users
@@ -44,6 +45,8 @@ from connectors.base.sandbox import LoopbackServer, form_parts
 HOUR = 3600.0
 STANDARD_WINDOW = 24 * HOUR
 HUMAN_AGENT_WINDOW = 7 * 24 * HOUR
+#: The standard window of the first message after a Click-to-Messenger ad click.
+AD_WINDOW = 7 * 24 * HOUR
 
 
 @dataclass
@@ -53,6 +56,10 @@ class _User:
     last_name: str | None = None
     #: ``time.time()`` of the user's last message to the page.
     last_inbound: float = 0.0
+    #: Clicked an ad and has not written since.
+    ad_clicked: bool = False
+    #: Until when the standard window the first message after an ad click opened lasts.
+    ad_window_until: float = 0.0
 
 
 class MetaSandbox(LoopbackServer):
@@ -96,6 +103,30 @@ class MetaSandbox(LoopbackServer):
         with self.lock:
             self._users.setdefault(psid, _User(psid, f"User {psid}")).last_inbound = at
 
+    def _wrote(self, psid: str, when: float) -> None:
+        """A user message at ``when``: the first after an ad click opens the 7-day window."""
+        with self.lock:
+            user = self._users.setdefault(psid, _User(psid, f"User {psid}"))
+            user.last_inbound = when
+            if user.ad_clicked:
+                user.ad_clicked, user.ad_window_until = False, when + AD_WINDOW
+
+    def ad_referral(self, psid: str, ad_id: str, ad_title: str, *, ref: str | None = None) -> dict[str, Any]:
+        """A ``referral`` object of a Click-to-Messenger ad (``source: ADS``); the user's next
+        message opens a 7-day standard window. Send it on its own (*messaging_referrals*: a
+        user with a thread came back) or with ``user_writes(..., referral=...)``."""
+        with self.lock:
+            self._users.setdefault(psid, _User(psid, f"User {psid}")).ad_clicked = True
+        referral: dict[str, Any] = {"ad_id": ad_id, "source": "ADS", "type": "OPEN_THREAD",
+                                    "ads_context_data": {"ad_title": ad_title, "post_id": f"{self.page_id}_{ad_id}"}}
+        if ref is not None:
+            referral["ref"] = ref
+        return referral
+
+    def referral_event(self, psid: str, referral: dict[str, Any]) -> dict[str, Any]:
+        """The *messaging_referrals* event of a referral."""
+        return {**self._envelope(psid, self.page_id, None), "referral": referral}
+
     def _mid(self) -> str:
         return f"m_{secrets.token_urlsafe(24)}{next(self._mids)}"
 
@@ -103,11 +134,15 @@ class MetaSandbox(LoopbackServer):
         return {"sender": {"id": sender}, "recipient": {"id": recipient}, "timestamp": int((at or time.time()) * 1000)}
 
     def user_writes(self, psid: str, text: str | None = None, *, attachments: list[tuple[str, str]] | None = None,
-                    reply_to: str | None = None, at: float | None = None, quick_reply: str | None = None) -> dict[str, Any]:
-        """A message from the user to the page; ``attachments``: (type, url) pairs."""
+                    reply_to: str | None = None, at: float | None = None, quick_reply: str | None = None,
+                    referral: dict[str, Any] | None = None) -> dict[str, Any]:
+        """A message from the user to the page; ``attachments``: (type, url) pairs;
+        ``referral``: the ad the user came from (:meth:`ad_referral`)."""
         when = at or time.time()
-        self.last_wrote(psid, when)
+        self._wrote(psid, when)
         message: dict[str, Any] = {"mid": self._mid()}
+        if referral is not None:
+            message["referral"] = referral
         if text is not None:
             message["text"] = text
         if attachments:
@@ -118,11 +153,13 @@ class MetaSandbox(LoopbackServer):
             message["quick_reply"] = {"payload": quick_reply}
         return {**self._envelope(psid, self.page_id, when), "message": message}
 
-    def postback(self, psid: str, title: str, payload: str) -> dict[str, Any]:
-        """The user pressed a button."""
-        self.last_wrote(psid, time.time())
-        return {**self._envelope(psid, self.page_id, None),
-                "postback": {"mid": self._mid(), "title": title, "payload": payload}}
+    def postback(self, psid: str, title: str, payload: str, *, referral: dict[str, Any] | None = None) -> dict[str, Any]:
+        """The user pressed a button (``referral``: a new thread's Get Started from an ad)."""
+        self._wrote(psid, time.time())
+        postback: dict[str, Any] = {"mid": self._mid(), "title": title, "payload": payload}
+        if referral is not None:
+            postback["referral"] = referral
+        return {**self._envelope(psid, self.page_id, None), "postback": postback}
 
     def page_echo(self, psid: str, text: str, *, metadata: str | None = None, app_id: int | None = None) -> dict[str, Any]:
         """The echo of a message the page sent (from Meta's inbox, or through an app)."""
@@ -176,7 +213,8 @@ class MetaSandbox(LoopbackServer):
                 return 400, _error(100, "No matching user found", subcode=2018001), {}
             age = time.time() - user.last_inbound
             kind, tag = body.get("messaging_type"), body.get("tag")
-            if kind == "RESPONSE" and age > STANDARD_WINDOW or kind == "MESSAGE_TAG" and (
+            standard = age <= STANDARD_WINDOW or time.time() <= user.ad_window_until
+            if kind == "RESPONSE" and not standard or kind == "MESSAGE_TAG" and (
                     tag != "HUMAN_AGENT" or age > HUMAN_AGENT_WINDOW):
                 return 400, _error(10, "This message is sent outside of allowed window.", subcode=2018278), {}
             if kind not in ("RESPONSE", "UPDATE", "MESSAGE_TAG"):

@@ -26,6 +26,7 @@ from connectors.base import (
     PullConnector,
     TransientError,
 )
+from connectors.base.text import split_text
 from connectors.telegram.client import DEFAULT_BASE_URL, BotApi, Refused
 from connectors.telegram.parse import FileRef, parse_update
 
@@ -98,7 +99,7 @@ class TelegramConnector(PullConnector):
                 if caption:
                     text = ""
                 extra = {}
-            for chunk in _chunks(text, MAX_TEXT):
+            for chunk in split_text(text, MAX_TEXT):
                 result = await self.api.call("sendMessage", {"chat_id": chat_id, "text": chunk, **extra})
                 ids.append(int(result["message_id"]))
                 extra = {}
@@ -144,15 +145,3 @@ class TelegramConnector(PullConnector):
                 return {"reply_parameters": {"message_id": int(message_id), "allow_sending_without_reply": True}}
         return {}
 
-
-def _chunks(text: str, size: int) -> list[str]:
-    """``text`` in pieces of at most ``size`` characters, split at line ends where possible."""
-    pieces = []
-    while len(text) > size:
-        cut = text.rfind("\n", 0, size)
-        cut = cut if cut > size // 2 else size
-        pieces.append(text[:cut])
-        text = text[cut:].lstrip("\n")
-    if text:
-        pieces.append(text)
-    return pieces

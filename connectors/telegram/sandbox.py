@@ -31,44 +31,21 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
-import socket
-import threading
 import time
 import uuid
-from dataclasses import dataclass, field
-from email.parser import BytesParser
-from email.policy import HTTP
-from urllib.parse import parse_qsl
+from dataclasses import dataclass
 from typing import Any
+from urllib.parse import parse_qsl
 
-import uvicorn
-from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
+
+from connectors.base.sandbox import LoopbackServer, form_parts
 
 BOT_ID = 7000000001
 BOT_USERNAME = "postroom_sandbox_bot"
 UPDATE_KINDS = ("message", "edited_message", "channel_post", "edited_channel_post", "callback_query")
-
-
-@dataclass
-class Call:
-    """One request the bot made."""
-
-    method: str
-    params: dict[str, Any]
-    status: int
-    at: float = field(default_factory=time.monotonic)
-
-
-@dataclass
-class _Fault:
-    method: str
-    error_code: int
-    description: str
-    retry_after: int | None
-    times: int
 
 
 @dataclass
@@ -94,18 +71,20 @@ class _User:
         return body
 
 
-class TelegramSandbox:
-    """A fake Bot API for one bot token; start it, point an inbox's ``api_base_url`` at it."""
+class TelegramSandbox(LoopbackServer):
+    """A fake Bot API for one bot token; start it, point an inbox's ``api_base_url`` at it.
+
+    Calls are recorded with the Bot API method as ``endpoint`` and its parameters as ``body``.
+    """
+
+    name = "telegram-sandbox"
 
     def __init__(self, token: str = "123456:SANDBOX-token") -> None:
+        super().__init__()
         self.token = token
-        self.port = _free_port()
-        self.base_url = f"http://127.0.0.1:{self.port}"
-        self.calls: list[Call] = []
         #: Messages the bot sent, as the Bot API returned them (with ``_files``: uploads).
         self.sent: list[dict[str, Any]] = []
         self.conflicts = 0
-        self._lock = threading.Lock()
         self._updates: list[dict[str, Any]] = []
         self._confirmed_below = 0
         self._next_update_id = itertools.count(400_000_001)
@@ -113,49 +92,24 @@ class TelegramSandbox:
         self._users: dict[int, _User] = {}
         self._blocked: set[int] = set()
         self._files: dict[str, tuple[str, bytes]] = {}  # file_id -> (file_path, data)
-        self._faults: list[_Fault] = []
         self._allowed: set[str] | None = None
         self._poll_generation = 0
-        self._server: uvicorn.Server | None = None
-        self._thread: threading.Thread | None = None
 
-    # -- lifecycle ---------------------------------------------------------------------
-    def start(self) -> TelegramSandbox:
-        """Serve in a background thread; returns once the port answers."""
-        app = Starlette(routes=[
+    def routes(self) -> list[BaseRoute]:
+        return [
             Route("/bot{token}/{method}", self._method, methods=["GET", "POST"]),
             Route("/file/bot{token}/{path:path}", self._file, methods=["GET"]),
             Route("/sandbox/write", self._inject, methods=["POST"]),
-        ])
-        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="off")
-        self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(target=self._server.run, name="telegram-sandbox", daemon=True)
-        self._thread.start()
-        deadline = time.monotonic() + 10
-        while not self._server.started:
-            if time.monotonic() > deadline:
-                raise TimeoutError("telegram sandbox did not start")
-            time.sleep(0.02)
-        return self
-
-    def stop(self) -> None:
-        """Stop serving."""
-        if self._server is not None:
-            self._server.should_exit = True
-        if self._thread is not None:
-            self._thread.join(timeout=10)
+        ]
 
     def __enter__(self) -> TelegramSandbox:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+        return self.start()  # type: ignore[return-value]
 
     # -- what tests inject -------------------------------------------------------------
     def user(self, user_id: int, first_name: str, *, last_name: str | None = None,
              username: str | None = None, language_code: str | None = None) -> int:
         """Make a Telegram user known (their private chat with the bot has the same id)."""
-        with self._lock:
+        with self.lock:
             self._users[user_id] = _User(user_id, first_name, last_name, username, language_code)
         return user_id
 
@@ -166,7 +120,7 @@ class TelegramSandbox:
 
         ``document`` is ``(file name, MIME type, bytes)``. With a file, ``text`` is the caption.
         """
-        with self._lock:
+        with self.lock:
             user = self._users.setdefault(user_id, _User(user_id, f"User {user_id}"))
             message: dict[str, Any] = {
                 "message_id": self._next_message_id(user_id),
@@ -192,7 +146,7 @@ class TelegramSandbox:
 
     def user_edits(self, update: dict[str, Any], text: str) -> dict[str, Any]:
         """The user edits the message of an earlier update; returns the new update."""
-        with self._lock:
+        with self.lock:
             original = dict(update["message"])
             key = "text" if "text" in original else "caption"
             original[key] = text
@@ -201,7 +155,7 @@ class TelegramSandbox:
 
     def group_message(self, chat_id: int, user_id: int, text: str) -> dict[str, Any]:
         """A message in a group the bot is in (Postroom skips these)."""
-        with self._lock:
+        with self.lock:
             user = self._users.setdefault(user_id, _User(user_id, f"User {user_id}"))
             return self._push({"message": {
                 "message_id": self._next_message_id(chat_id), "from": user.json(),
@@ -211,28 +165,25 @@ class TelegramSandbox:
 
     def push_update(self, update: dict[str, Any]) -> dict[str, Any]:
         """Queue a raw update (``update_id`` is filled in when missing)."""
-        with self._lock:
+        with self.lock:
             return self._push(dict(update))
 
     def block(self, user_id: int) -> None:
         """The user blocks the bot: sends to them answer 403."""
-        with self._lock:
+        with self.lock:
             self._blocked.add(user_id)
 
-    def fail_next(self, method: str, error_code: int, description: str, *,
-                  retry_after: int | None = None, times: int = 1) -> None:
-        """Answer the next ``times`` calls of ``method`` with an error."""
-        with self._lock:
-            self._faults.append(_Fault(method, error_code, description, retry_after, times))
-
-    def calls_of(self, method: str) -> list[Call]:
-        """The recorded calls of one method."""
-        with self._lock:
-            return [c for c in self.calls if c.method == method]
+    def fail_next(self, endpoint: str, status: int, body: dict[str, Any] | str, *,
+                  headers: dict[str, str] | None = None, times: int = 1, retry_after: int | None = None) -> None:
+        """Answer the next ``times`` calls of a Bot API method with an error; ``body`` may be
+        just the ``description`` (the Bot API's error object is built around it)."""
+        if isinstance(body, str):
+            body = _error(status, body, retry_after)[1]
+        super().fail_next(endpoint, status, body, headers=headers, times=times)
 
     def pending_updates(self) -> int:
         """Updates not yet confirmed by a higher offset."""
-        with self._lock:
+        with self.lock:
             return sum(1 for u in self._updates if u["update_id"] >= self._confirmed_below)
 
     # -- internals (called with the lock held) -----------------------------------------
@@ -262,8 +213,7 @@ class TelegramSandbox:
         method = request.path_params["method"]
         params, uploads = await _params(request)
         status, body = await self._answer(request.path_params["token"], method, params, uploads)
-        with self._lock:
-            self.calls.append(Call(method, params, status))
+        self.record(method, params, request, status)
         return JSONResponse(body, status_code=status)
 
     async def _inject(self, request: Request) -> Response:
@@ -277,9 +227,9 @@ class TelegramSandbox:
                       uploads: dict[str, tuple[str, bytes, str]]) -> tuple[int, dict[str, Any]]:
         if token != self.token:
             return _error(401, "Unauthorized")
-        fault = self._take_fault(method)
+        fault = self.take_fault(method)
         if fault is not None:
-            return _error(fault.error_code, fault.description, fault.retry_after)
+            return fault.status, fault.body
         handler = {
             "getMe": self._get_me, "getUpdates": self._get_updates, "getFile": self._get_file,
             "sendMessage": self._send, "sendPhoto": self._send, "sendDocument": self._send,
@@ -288,16 +238,6 @@ class TelegramSandbox:
         if handler is None:
             return _error(404, "Not Found")
         return await handler(method, params, uploads)
-
-    def _take_fault(self, method: str) -> _Fault | None:
-        with self._lock:
-            for fault in self._faults:
-                if fault.method == method:
-                    fault.times -= 1
-                    if fault.times <= 0:
-                        self._faults.remove(fault)
-                    return fault
-        return None
 
     async def _get_me(self, *_: Any) -> tuple[int, dict[str, Any]]:
         return 200, {"ok": True, "result": {"id": BOT_ID, "is_bot": True, "first_name": "Postroom sandbox",
@@ -313,7 +253,7 @@ class TelegramSandbox:
         allowed = params.get("allowed_updates")
         if isinstance(allowed, str):
             allowed = json.loads(allowed)
-        with self._lock:
+        with self.lock:
             if isinstance(allowed, list):
                 self._allowed = set(allowed) or None
             self._poll_generation += 1
@@ -326,7 +266,7 @@ class TelegramSandbox:
             self._updates = [u for u in self._updates if u["update_id"] >= self._confirmed_below]
         deadline = time.monotonic() + timeout
         while True:
-            with self._lock:
+            with self.lock:
                 if generation != self._poll_generation:
                     self.conflicts += 1
                     return _error(409, "Conflict: terminated by other getUpdates request; "
@@ -338,7 +278,7 @@ class TelegramSandbox:
 
     async def _get_file(self, _method: str, params: dict[str, Any], _uploads: Any) -> tuple[int, dict[str, Any]]:
         file_id = str(params.get("file_id") or "")
-        with self._lock:
+        with self.lock:
             found = self._files.get(file_id)
         if found is None:
             return _error(400, "Bad Request: invalid file_id")
@@ -349,7 +289,7 @@ class TelegramSandbox:
     async def _file(self, request: Request) -> Response:
         if request.path_params["token"] != self.token:
             return JSONResponse({"ok": False, "error_code": 401, "description": "Unauthorized"}, status_code=401)
-        with self._lock:
+        with self.lock:
             found = next((data for path, data in self._files.values() if path == request.path_params["path"]), None)
         if found is None:
             return JSONResponse({"ok": False, "error_code": 404, "description": "Not Found"}, status_code=404)
@@ -359,7 +299,7 @@ class TelegramSandbox:
                     uploads: dict[str, tuple[str, bytes, str]]) -> tuple[int, dict[str, Any]]:
         chat_id = _int(params.get("chat_id"))
         text = params.get("text")
-        with self._lock:
+        with self.lock:
             user = self._users.get(chat_id or 0)
             if user is None:
                 return _error(400, "Bad Request: chat not found")
@@ -415,15 +355,8 @@ async def _params(request: Request) -> tuple[dict[str, Any], dict[str, tuple[str
     elif content_type.startswith("application/x-www-form-urlencoded"):
         params.update(parse_qsl((await request.body()).decode()))
     elif content_type.startswith("multipart/form-data"):
-        # The standard library's MIME parser (python-multipart is not a dependency).
-        raw = b"Content-Type: " + content_type.encode() + b"\r\n\r\n" + await request.body()
-        for part in BytesParser(policy=HTTP).parsebytes(raw).iter_parts():
-            name = part.get_param("name", header="content-disposition")
-            data = part.get_payload(decode=True) or b""
-            if part.get_filename() is not None:
-                uploads[name] = (part.get_filename(), data, part.get_content_type())
-            else:
-                params[name] = data.decode()
+        fields, uploads = await form_parts(request)
+        params.update(fields)
     return params, uploads
 
 
@@ -436,12 +369,6 @@ def _int(value: Any) -> int | None:
         return int(value) if value is not None and value != "" else None
     except (TypeError, ValueError):
         return None
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 if __name__ == "__main__":  # pragma: no cover - manual use

@@ -9,8 +9,9 @@ and its *status* page
 "phone_number_id"}, "contacts": [{"profile": {"name"}, "wa_id"}], "messages": [...],
 "statuses": [...]}}]}]}``.
 
-* ``messages[]``: keyed by ``id`` (the wamid); ``text.body``, the ``caption`` of media
-  (the media ``id`` is kept in metadata), ``button`` / ``interactive`` replies by their
+* ``messages[]``: keyed by ``id`` (the wamid); ``text.body``, the ``caption`` of media;
+  a media ``id`` becomes an attachment fetched before storage (``connectors.base.media``)
+  and is kept in metadata too, ``button`` / ``interactive`` replies by their
   title, ``location``; ``context.id`` is what the message answers. Reactions are skipped;
   ``unsupported`` messages are stored with their error title, so nothing is lost.
 * ``statuses[]``: ``sent`` / ``delivered`` / ``read`` / ``failed`` (with ``errors[]``:
@@ -20,11 +21,12 @@ Changes for another phone number than the inbox's are skipped.
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime
 from typing import Any
 
-from connectors.base import InboundMessage, Quarantined, Receipt, SenderIdentity, WebhookBatch
+from connectors.base import InboundAttachment, InboundMessage, Quarantined, Receipt, SenderIdentity, WebhookBatch
+from connectors.base.media import default_name
+from connectors.base.push import json_body
 
 OBJECT = "whatsapp_business_account"
 MEDIA_TYPES = ("image", "video", "audio", "document", "sticker")
@@ -34,10 +36,8 @@ STATUSES = ("sent", "delivered", "read", "failed")
 def parse_body(inbox_id: int, raw: bytes, phone_number_id: str | None) -> WebhookBatch:
     """The batch of one verified webhook body."""
     batch = WebhookBatch()
-    try:
-        body = json.loads(raw)
-    except ValueError as exc:
-        batch.quarantined.append(Quarantined(f"body is not JSON: {exc}", raw.decode("utf-8", "replace")))
+    body = json_body(raw, batch)
+    if body is None:
         return batch
     if not isinstance(body, dict) or body.get("object") != OBJECT or not isinstance(body.get("entry"), list):
         batch.quarantined.append(Quarantined(f"expected an object={OBJECT!r} body with entry[]", body))
@@ -78,12 +78,16 @@ def _message(inbox_id: int, message: dict[str, Any], names: dict[str, Any]) -> I
     sender = str(message["from"])
     text: str | None = None
     metadata: dict[str, Any] = {"type": kind}
+    attachments: list[InboundAttachment] = []
     if kind == "text":
         text = message["text"]["body"]
     elif kind in MEDIA_TYPES:
         media = message[kind]
         text = media.get("caption")
         metadata["media"] = {k: media.get(k) for k in ("id", "mime_type", "sha256", "filename") if media.get(k)}
+        mime = str(media.get("mime_type") or "application/octet-stream")
+        attachments.append(InboundAttachment(file_name=media.get("filename") or default_name(kind, mime),
+                                             content_type=mime, platform_id=str(media["id"])))
     elif kind == "button":
         text = message["button"].get("text")
         metadata["payload"] = message["button"].get("payload")
@@ -103,8 +107,8 @@ def _message(inbox_id: int, message: dict[str, Any], names: dict[str, Any]) -> I
     return InboundMessage(
         inbox_id=inbox_id, source_id=str(message["id"]),
         sender=SenderIdentity(source_id=sender, name=names.get(sender), phone_number=f"+{sender}"),
-        text=text, sent_at=_time(message.get("timestamp")), in_reply_to=[str(context)] if context else [],
-        metadata=metadata,
+        text=text, attachments=attachments, sent_at=_time(message.get("timestamp")),
+        in_reply_to=[str(context)] if context else [], metadata=metadata,
     )
 
 
