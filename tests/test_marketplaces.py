@@ -10,9 +10,8 @@ a signed reply, the order a buyer writes about, and the marketplace's reply rule
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,15 +19,20 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
-from app.models import ConnectorCursor, Conversation, Inbox, Message, SlaClock
+from app.models import Attachment, ConnectorCursor, Conversation, Inbox, Message, SlaClock
 from app.runner import ConnectorRunner
+from tests.connector_runner import eventually as wait_until
+from tests.connector_runner import running as run_connectors
 from connectors.base.marketplace_sandbox import MarketplaceSandbox
 from connectors.ebay import sandbox as ebay_sandbox
 from connectors.lazada import sandbox as lazada_sandbox
 from connectors.shopee import sandbox as shopee_sandbox
 from connectors.tiktok_shop import sandbox as tiktok_sandbox
 
-FAST = {"connector_scan_seconds": 0.2, "connector_lease_seconds": 5.0, "connector_backoff": "0.2,0.4,0.8"}
+#: Syncs of 1,000 conversations keep a page in hand for a while: a longer lease.
+LEASE = {"connector_lease_seconds": 5.0}
+#: How long a marketplace scenario may take to settle.
+SETTLE_SECONDS = 240.0
 
 
 @dataclass(frozen=True)
@@ -76,26 +80,14 @@ def sandbox(platform: Platform) -> Any:
         yield server
 
 
-@asynccontextmanager
-async def running(runtime: Any, *inbox_ids: int) -> AsyncIterator[ConnectorRunner]:
-    settings = runtime.settings.model_copy(update=FAST)
-    runner = ConnectorRunner(runtime.db, runtime.store, runtime.box, settings, only=inbox_ids)
-    await runner.start()
-    try:
-        yield runner
-    finally:
-        await runner.stop()
+def running(runtime: Any, *inbox_ids: int) -> AbstractAsyncContextManager[ConnectorRunner]:
+    """The shared test runner (``tests/connector_runner.py``) with the longer lease."""
+    return run_connectors(runtime, *inbox_ids, **LEASE)
 
 
-async def eventually(check: Callable[[], Awaitable[Any]], timeout: float = 240.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = await check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not true within {timeout}s (last: {value!r})")
-        await asyncio.sleep(0.1)
+async def eventually(check: Callable[[], Awaitable[Any]], timeout: float = SETTLE_SECONDS) -> Any:
+    """The shared poll-until-true, with the marketplaces' longer default wait."""
+    return await wait_until(check, timeout, every=0.1)
 
 
 async def connect(client: httpx.AsyncClient, tenant: Any, sandbox: Any, **extra: Any) -> int:
@@ -312,3 +304,242 @@ async def test_bad_partner_credentials_mark_the_inbox_auth_failed(client, tenant
     body = (await client.get(tenant.path(f"/inboxes/{inbox_id}"), headers=tenant.headers)).json()
     assert not any(v[6:] in (body["connection"]["last_error"] or "") for v in wrong.values())
     assert await count_messages(runtime, inbox_id) == 0
+
+
+# -- Shopee push (code 10, webchat_push) ----------------------------------------------------
+
+@pytest.fixture
+def shopee() -> Any:
+    with shopee_sandbox.ShopeeSandbox() as server:
+        yield server
+
+
+async def _shopee_inbox(client: httpx.AsyncClient, tenant: Any, shopee: Any) -> tuple[int, str]:
+    inbox_id = await connect(client, tenant, shopee)
+    body = (await client.get(tenant.path(f"/inboxes/{inbox_id}"), headers=tenant.headers)).json()
+    return inbox_id, body["webhook_url"]
+
+
+async def test_shopee_push_with_the_right_signature_is_stored_once(client, tenants, runtime, shopee):
+    tenant = await tenants.new()
+    inbox_id, url = await _shopee_inbox(client, tenant, shopee)
+    assert url.endswith(f"/webhooks/shopee/{url.rsplit('/', 1)[1]}") and url.startswith("http")
+    message = shopee.buyer_writes(915_000_001, "ร้านค้า ส่งของวันนี้ได้ไหมคะ", name="ploy.s")
+    first = await shopee.deliver_push(client, url, message)
+    again = await shopee.deliver_push(client, url, message)  # Shopee redelivers
+    assert first.status_code == again.status_code == 200
+    assert first.content == b""  # Shopee asks for an empty 2xx body
+    async with runtime.db.read_session() as session:
+        rows = list(await session.scalars(select(Message).where(Message.inbox_id == inbox_id)))
+        conversation = await session.scalar(select(Conversation).where(Conversation.inbox_id == inbox_id))
+    assert [(m.source_id, m.content, m.message_type) for m in rows] == [
+        (str(message.id), "ร้านค้า ส่งของวันนี้ได้ไหมคะ", "incoming")]
+    assert conversation.thread_key == str(message.conversation_id)
+    # A push about another shop of the same partner app, or another push type, stores nothing.
+    other = shopee.chat_push(shopee.buyer_writes(915_000_002, "other shop"))
+    other["shop_id"] = 999
+    raw, headers = shopee.signed_push(url, other)
+    assert (await client.post(url, content=raw, headers=headers)).status_code == 200
+    raw, headers = shopee.signed_push(url, {"code": 3, "shop_id": shopee.shop_id, "data": {"ordersn": "X1"}})
+    assert (await client.post(url, content=raw, headers=headers)).status_code == 200
+    assert await count_messages(runtime, inbox_id) == 1
+
+
+async def test_shopee_push_with_a_wrong_or_missing_signature_is_refused(client, tenants, runtime, shopee):
+    tenant = await tenants.new()
+    inbox_id, url = await _shopee_inbox(client, tenant, shopee)
+    body = shopee.chat_push(shopee.buyer_writes(916_000_001, "Còn hàng không shop?"))
+    raw, headers = shopee.signed_push(url, body)
+    missing = await client.post(url, content=raw, headers={"content-type": "application/json"})
+    assert missing.status_code == 401
+    wrong_key = shopee.signed_push(url, body, key="not-the-partner-key")[1]
+    assert (await client.post(url, content=raw, headers=wrong_key)).status_code == 403
+    other_url = shopee.signed_push(url + "x", body)[1]  # signed for another callback URL
+    assert (await client.post(url, content=raw, headers=other_url)).status_code == 403
+    tampered = raw.replace("Còn hàng".encode(), "Hết hàng".encode())
+    assert (await client.post(url, content=tampered, headers=headers)).status_code == 403
+    assert await count_messages(runtime, inbox_id) == 0
+    # Shopee's console checks the URL with an empty body when it is saved.
+    assert (await client.post(url, content=b"")).status_code == 200
+    assert await count_messages(runtime, inbox_id) == 0
+
+
+async def test_shopee_push_then_poll_stores_one_message(client, tenants, runtime, shopee):
+    tenant = await tenants.new()
+    inbox_id, url = await _shopee_inbox(client, tenant, shopee)
+    pushed = shopee.buyer_writes(917_000_001, "请问今天能发货吗？", name="李娜")
+    assert (await shopee.deliver_push(client, url, pushed)).status_code == 200
+    assert await count_messages(runtime, inbox_id) == 1
+    later = shopee.buyer_writes(917_000_001, "آیا ارسال رایگان است؟")
+    async with running(runtime, inbox_id):
+        await eventually(has_messages(runtime, inbox_id, 2))
+        await eventually(lambda: pass_finished(runtime, inbox_id))
+    assert sorted(await source_ids(runtime, inbox_id)) == sorted([str(pushed.id), str(later.id)])
+    async with runtime.db.read_session() as session:
+        conversations = list(await session.scalars(select(Conversation).where(Conversation.inbox_id == inbox_id)))
+    assert len(conversations) == 1
+
+
+# -- eBay return and item-not-received requests (Post-Order API) -----------------------------
+
+@pytest.fixture
+def ebay() -> Any:
+    with ebay_sandbox.EbaySandbox() as server:
+        yield server
+
+
+async def test_ebay_open_requests_become_conversations_under_the_3_day_rule(client, tenants, runtime, ebay):
+    ebay.request_page_limit = 2  # several pages from a small shop
+    ebay.buyer_writes(918_000_001, "Is it authentic?", name="kim_buyer")
+    returns = [ebay.open_return(f"returner{i}", order_id=f"12-0470{i}-3456{i}", item_id=f"11000{i}",
+                                comment="Màu sai, không giống hình" if i == 0 else "") for i in range(5)]
+    inquiries = [ebay.open_inquiry(f"waiting{i}", item_id=f"2200{i}", transaction_id=f"99{i}") for i in range(3)]
+    settled = ebay.open_return("settled_buyer", order_id="12-00001-00001", item_id="1")
+    ebay.close_request(settled.id)
+    tenant = await tenants.new()
+    inbox_id = await connect(client, tenant, ebay)
+    async with running(runtime, inbox_id):
+        await eventually(has_messages(runtime, inbox_id, 9))
+        await eventually(lambda: pass_finished(runtime, inbox_id))
+        late = ebay.open_inquiry("late_buyer", item_id="33001", transaction_id="77")
+        await eventually(has_messages(runtime, inbox_id, 10))
+        await asyncio.sleep(1.0)  # later passes list the same requests again
+        assert await count_messages(runtime, inbox_id) == 10
+        async with runtime.db.read_session() as session:
+            rows = list(await session.scalars(select(Conversation).where(Conversation.inbox_id == inbox_id)))
+        by_thread = {c.thread_key: c for c in rows}
+        first = by_thread[f"return:{returns[0].id}"]
+        response = await client.post(
+            tenant.path(f"/conversations/{first.display_id}/messages"), headers=tenant.headers,
+            json={"content": "Xin lỗi bạn, shop đồng ý hoàn tiền.", "message_type": "outgoing"})
+        assert response.status_code == 200, response.text
+        reply_id = response.json()["id"]
+
+        async def sent() -> Message | None:
+            async with runtime.db.read_session() as session:
+                row = await session.get(Message, reply_id)
+            return row if row is not None and row.status == "sent" else None
+
+        await eventually(sent)
+    assert f"return:{settled.id}" not in by_thread
+    for r in returns:
+        attributes = by_thread[f"return:{r.id}"].custom_attributes
+        assert attributes["ebay_request"] == "return" and attributes["ebay_request_id"] == r.id
+        assert attributes["order_id"] == r.order_id and attributes["product_id"] == r.item_id
+    for r in [*inquiries, late]:
+        attributes = by_thread[f"inquiry:{r.id}"].custom_attributes
+        assert attributes["ebay_request"] == "item_not_received"
+        assert attributes["ebay_order_line_item"] == f"{r.item_id}-{r.transaction_id}"
+    async with runtime.db.read_session() as session:
+        opening = await session.scalar(select(Message).where(Message.source_id == f"ebay-return-{returns[0].id}"))
+        clocks = list(await session.scalars(select(SlaClock).where(SlaClock.inbox_id == inbox_id)))
+    assert "Màu sai, không giống hình" in opening.content and returns[0].order_id in opening.content
+    # The 3-business-day rule runs on every request, and not on the plain chat.
+    ebay_clocks = {c.conversation_id: c for c in clocks if c.kind == "ebay"}
+    request_ids = {c.id for key, c in by_thread.items() if key.startswith(("return:", "inquiry:"))}
+    assert set(ebay_clocks) == request_ids
+    assert ebay_clocks[first.id].status != "active"  # the reply answered it
+    assert sum(1 for c in ebay_clocks.values() if c.status == "active") == 8
+    # The reply went to the return's Post-Order send_message.
+    assert ebay.request_messages == [(returns[0].id, "Xin lỗi bạn, shop đồng ý hoàn tiền.")]
+    searches = [c for c in ebay.calls_to(ebay_sandbox.RETURN_SEARCH_PATH) if c.status == 200]
+    assert {c.params["offset"] for c in searches} >= {"1", "2", "3"}  # 5 open returns, 2 a page
+    assert "creation_date_range_from" not in searches[0].params
+    assert "creation_date_range_from" in searches[-1].params  # later reads ask only for recent ones
+    assert all(c.signed for c in ebay.calls)
+
+
+# -- images ------------------------------------------------------------------------------------
+
+PNG = bytes.fromhex("89504e470d0a1a0a0000000d4948445200000001000000010806000000"
+                    "1f15c4890000000d49444154789c6360000002000154a24f5d0000000049454e44ae426082")
+
+
+async def attachments_of(runtime: Any, inbox_id: int) -> dict[str, list[Attachment]]:
+    """Each stored message's attachments, by the message's source id."""
+    async with runtime.db.read_session() as session:
+        rows = list(await session.execute(select(Message.source_id, Attachment).join(
+            Attachment, Attachment.message_id == Message.id).where(Message.inbox_id == inbox_id)))
+    found: dict[str, list[Attachment]] = {}
+    for source_id, attachment in rows:
+        found.setdefault(source_id, []).append(attachment)
+    return found
+
+
+async def reply_with_image(client: httpx.AsyncClient, tenant: Any, runtime: Any, inbox_id: int,
+                           text: str | None) -> int:
+    async with runtime.db.read_session() as session:
+        conversation = await session.scalar(select(Conversation).where(Conversation.inbox_id == inbox_id))
+    data = {"message_type": "outgoing", **({"content": text} if text else {})}
+    response = await client.post(tenant.path(f"/conversations/{conversation.display_id}/messages"),
+                                 headers=tenant.headers, data=data,
+                                 files=[("attachments[]", ("ảnh-size.png", PNG, "image/png"))])
+    assert response.status_code == 200, response.text
+    return response.json()["id"]
+
+
+def settled(runtime: Any, message_id: int) -> Callable[[], Awaitable[Message | None]]:
+    async def check() -> Message | None:
+        async with runtime.db.read_session() as session:
+            row = await session.get(Message, message_id)
+        return row if row is not None and row.status in ("sent", "failed") else None
+    return check
+
+
+async def test_shopee_images_arrive_as_files_and_replies_go_out_as_images(client, tenants, runtime, shopee):
+    photo = shopee.buyer_sends_image(919_000_001, PNG, name="somchai")
+    gone = shopee.buyer_sends_image(919_000_001, b"\x89PNG-gone")
+    shopee.images.pop(gone.text.rsplit("/", 1)[1])  # Shopee no longer serves it
+    tenant = await tenants.new()
+    inbox_id, url = await _shopee_inbox(client, tenant, shopee)
+    pushed = shopee.buyer_sends_image(919_000_002, PNG, name="lan.nguyen")
+    assert (await shopee.deliver_push(client, url, pushed)).status_code == 200
+    async with running(runtime, inbox_id):
+        await eventually(has_messages(runtime, inbox_id, 3))
+        reply_id = await reply_with_image(client, tenant, runtime, inbox_id, "Mẫu này còn size M ạ")
+        row = await eventually(settled(runtime, reply_id))
+        await asyncio.sleep(1.5)  # passes that list the image and the text again
+    files = await attachments_of(runtime, inbox_id)
+    (stored,) = files[str(photo.id)]
+    assert stored.storage_path and stored.file_size == len(PNG) and stored.content_type == "image/png"
+    assert runtime.store.path(stored.storage_path).read_bytes() == PNG
+    assert stored.external_url == photo.text  # the platform URL is kept too
+    (kept,) = files[str(gone.id)]
+    assert kept.storage_path is None and kept.external_url == gone.text  # not downloadable: the URL only
+    (by_push,) = files[str(pushed.id)]
+    assert runtime.store.path(by_push.storage_path).read_bytes() == PNG
+    # The reply: the image uploaded then sent as an image message, then the text.
+    assert row.status == "sent", row.external_error
+    assert [m.kind for m in shopee.sent] == ["image", "text"]
+    hosted = shopee.sent[0].text.rsplit("/", 1)[1]
+    assert shopee.images[hosted][0] == PNG
+    assert row.source_id == str(shopee.sent[1].id)
+    assert len([c for c in shopee.calls_to(shopee_sandbox.UPLOAD_IMAGE_PATH) if c.status == 200]) == 1
+    assert await count_messages(runtime, inbox_id) == 4  # the image sent first is not stored again
+
+
+@pytest.mark.parametrize("make", [lazada_sandbox.LazadaSandbox, tiktok_sandbox.TikTokShopSandbox,
+                                  ebay_sandbox.EbaySandbox], ids=["lazada", "tiktok_shop", "ebay"])
+async def test_image_replies_are_refused_where_the_platform_cannot_take_them(client, tenants, runtime, make):
+    with make() as sandbox:
+        sandbox.buyer_writes(920_000_001, "Gửi ảnh giúp mình nhé")
+        tenant = await tenants.new()
+        inbox_id = await connect(client, tenant, sandbox)
+        async with running(runtime, inbox_id):
+            await eventually(has_messages(runtime, inbox_id, 1))
+            reply_id = await reply_with_image(client, tenant, runtime, inbox_id, "ảnh đây")
+            row = await eventually(settled(runtime, reply_id))
+        assert row.status == "failed"
+        assert "image" in (row.external_error or "")
+        assert sandbox.sent == []  # not even the text went out alone
+
+
+async def test_buyers_images_are_stored_as_files_on_every_marketplace(client, tenants, runtime, sandbox, platform):
+    photo = sandbox.buyer_sends_image(921_000_001, PNG, name="hana")
+    tenant = await tenants.new()
+    inbox_id = await connect(client, tenant, sandbox)
+    async with running(runtime, inbox_id):
+        await eventually(has_messages(runtime, inbox_id, 1))
+    (stored,) = (await attachments_of(runtime, inbox_id))[str(photo.id)]
+    assert stored.file_type == "image" and stored.external_url == photo.text
+    assert runtime.store.path(stored.storage_path).read_bytes() == PNG

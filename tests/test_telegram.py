@@ -11,9 +11,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any
 
@@ -22,45 +20,18 @@ import pytest
 from sqlalchemy import func, select, update
 
 from app.models import Attachment, ConnectorCursor, ConnectorState, Conversation, Event, Message, utcnow
-from app.runner import ConnectorRunner
 from app.runner.stale import warn_stale_inboxes
 from app.tickets.ingest import ingest_messages
 from connectors.base import ConnectorConfig, InboundAttachment, InboundMessage, OutboundMessage, SenderIdentity
 from connectors.telegram import TelegramConnector
 from connectors.telegram.sandbox import TelegramSandbox
 from tests.conftest import TEST_DATABASE
-
-FAST = {"connector_scan_seconds": 0.2, "connector_lease_seconds": 3.0, "connector_backoff": "0.2,0.4,0.8"}
-
+from tests.connector_runner import eventually, running
 
 @pytest.fixture
 def sandbox() -> Any:
     with TelegramSandbox() as server:
         yield server
-
-
-@asynccontextmanager
-async def running(runtime: Any, *inbox_ids: int, **overrides: Any) -> AsyncIterator[ConnectorRunner]:
-    """A connector runner in this process, limited to the test's inboxes."""
-    settings = runtime.settings.model_copy(update={**FAST, **overrides})
-    runner = ConnectorRunner(runtime.db, runtime.store, runtime.box, settings, only=inbox_ids)
-    await runner.start()
-    try:
-        yield runner
-    finally:
-        await runner.stop()
-
-
-async def eventually(check: Callable[[], Awaitable[Any]], timeout: float = 15.0) -> Any:
-    """Poll ``check`` until it returns something truthy."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = await check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not true within {timeout}s (last: {value!r})")
-        await asyncio.sleep(0.05)
 
 
 async def telegram_inbox(client: httpx.AsyncClient, tenant: Any, sandbox: TelegramSandbox, **channel: Any) -> int:
@@ -137,7 +108,7 @@ async def test_messages_arrive_as_one_conversation_per_chat_with_files_and_edits
     assert body["connection"]["state"] == "connected" and body["connection"]["last_fetch_at"]
     assert body["reauthorization_required"] is False
     # Long polls were used, and never two at once.
-    assert all(c.params.get("timeout") == 1 for c in sandbox.calls_of("getUpdates"))
+    assert all(c.body.get("timeout") == 1 for c in sandbox.calls_of("getUpdates"))
     assert sandbox.conflicts == 0
 
 
@@ -216,11 +187,11 @@ async def test_an_agent_reply_reaches_telegram_and_becomes_sent(client, tenants,
         await eventually(lambda: _status_is(runtime, second.json()["id"], "sent"))
 
     sends = sandbox.calls_of("sendMessage")
-    assert [c.params["chat_id"] for c in sends] == [str(user)] * 3  # JSON string: Telegram takes both
-    assert sends[0].params["text"] == "Dạ còn ạ!"
-    assert sends[0].params["reply_parameters"] == {
+    assert [c.body["chat_id"] for c in sends] == [str(user)] * 3  # JSON string: Telegram takes both
+    assert sends[0].body["text"] == "Dạ còn ạ!"
+    assert sends[0].body["reply_parameters"] == {
         "message_id": question["message"]["message_id"], "allow_sending_without_reply": True}
-    assert [len(c.params["text"]) for c in sends[1:]] == [4096, 904]  # split at Telegram's limit
+    assert [len(c.body["text"]) for c in sends[1:]] == [4096, 904]  # split at Telegram's limit
     async with runtime.db.read_session() as session:
         sent = await session.get(Message, first.json()["id"])
         events = list(await session.scalars(select(Event.event_type).where(

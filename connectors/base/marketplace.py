@@ -39,7 +39,8 @@ from connectors.base.errors import (
     RateLimited,
     TransientError,
 )
-from connectors.base.messages import InboundMessage, OutboundMessage
+from connectors.base.marketplace_media import OwnMessages, download_attachments
+from connectors.base.messages import InboundAttachment, InboundMessage, OutboundMessage
 
 log = logging.getLogger("postroom.connectors.marketplace")
 
@@ -194,6 +195,11 @@ class Http:
         self._client = httpx.AsyncClient(timeout=httpx.Timeout(timeout, connect=10.0))
         self._redact_values = redact_values
 
+    @property
+    def client(self) -> httpx.AsyncClient:
+        """The pool itself (image downloads stream through it)."""
+        return self._client
+
     async def request(self, method: str, url: str, **kwargs: Any) -> Answer:
         """Send one request; the body is parsed as JSON when possible."""
         try:
@@ -258,6 +264,8 @@ class MarketplaceConnector(PullConnector):
 
     #: Messages of a conversation come newest first, so reading can stop at the watermark.
     messages_newest_first: ClassVar[bool] = True
+    #: Why a reply with an image is refused (None: the platform takes images, ``send_image``).
+    images_refused: ClassVar[str | None] = "this marketplace's chat API does not take images from Postroom"
 
     def __init__(self, config: ConnectorConfig) -> None:
         super().__init__(config)
@@ -265,6 +273,8 @@ class MarketplaceConnector(PullConnector):
         self.poll_interval = max(0.0, float(settings.get("poll_interval") or DEFAULT_POLL_INTERVAL))
         self.tokens = TokenKeeper(config, self.refresh_tokens)
         self.http = Http(redact_values=self.secret_values)
+        #: Ids of image messages sent ahead of a reply's text (not to be stored again).
+        self.own_messages = OwnMessages()
         self._rest_until = 0.0
         self._blocked_until = 0.0
         self._blocked_by = ""
@@ -298,6 +308,11 @@ class MarketplaceConnector(PullConnector):
         """The platform's own secrets (partner key, app secret) for redaction."""
         return []
 
+    async def send_image(self, token: str, message: OutboundMessage, image: InboundAttachment) -> str:
+        """Deliver one image of a reply as an image message; returns its platform id
+        (platforms that take images override this and clear ``images_refused``)."""
+        raise PermanentSendError(400, self.images_refused or "images are not supported")
+
     # -- shared ---------------------------------------------------------------------------
     def secret_values(self) -> list[str]:
         """Every secret this connector holds, for redacting error texts."""
@@ -326,6 +341,10 @@ class MarketplaceConnector(PullConnector):
             return await request(await self.tokens.current())
         except PlatformError as exc:
             raise typed_error(exc, what, sending=sending) from None
+
+    def fetch_ahead(self, cursor: Cursor) -> bool:
+        """The next page of a pass can be fetched while this one is stored."""
+        return "page" in cursor
 
     async def fetch(self, cursor: Cursor) -> tuple[list[InboundMessage], Cursor]:
         """One page of conversations and their new messages (see the module's text)."""
@@ -384,13 +403,34 @@ class MarketplaceConnector(PullConnector):
             token_page = page.next
         raws.sort(key=self.message_time)
         parsed = (self.parse_message(conversation, raw) for raw in raws)
-        return [m for m in parsed if m is not None]
+        messages = [m for m in parsed if m is not None and m.source_id not in self.own_messages]
+        await download_attachments(self.http.client, messages)
+        return messages
 
     async def send(self, message: OutboundMessage) -> str:
-        """Deliver a reply through the platform's send call."""
-        if not (message.text or "").strip():
-            raise PermanentSendError(400, "nothing to send: marketplace replies are text")
-        return await self.call("send", lambda token: self.send_reply(token, message), sending=True)
+        """Deliver a reply: each image as an image message (where the platform takes
+        them), then the text; returns the last message's id."""
+        text = (message.text or "").strip()
+        images = list(message.attachments)
+        if not text and not images:
+            raise PermanentSendError(400, "nothing to send: the reply has no text and no image")
+        for image in images:
+            if not image.content_type.startswith("image/"):
+                raise PermanentSendError(400, f"{image.file_name or 'the file'} is not an image: "
+                                              f"marketplace chats take text and images only")
+            if self.images_refused:
+                raise PermanentSendError(400, self.images_refused)
+            if image.data is None:
+                raise PermanentSendError(400, f"{image.file_name or 'the image'} has no stored bytes")
+        ids: list[str] = []
+        for image in images:
+            ids.append(await self.call("send image", lambda token, i=image: self.send_image(token, message, i),
+                                       sending=True))
+        if text:
+            ids.append(await self.call("send", lambda token: self.send_reply(token, message), sending=True))
+        for earlier in ids[:-1]:
+            self.own_messages.add(earlier)
+        return ids[-1]
 
 
 def _pass(watermark: float | None, top: float | None) -> Cursor:

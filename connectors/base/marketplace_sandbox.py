@@ -27,6 +27,9 @@ from typing import Any
 
 import uvicorn
 from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
 
 from connectors.base.sandbox import LoopbackServer
 
@@ -109,6 +112,8 @@ class MarketplaceSandbox(LoopbackServer):
         self._faults: list[Fault] = []  # type: ignore[assignment]
         self._access: dict[str, float] = {}
         self._refresh_tokens: set[str] = set()
+        #: Image files the shop's chats show, by name (served at ``/media/<name>``).
+        self.images: dict[str, tuple[bytes, str]] = {}
         self.access_token, self.refresh_token = self.issue_tokens(initial=True)
 
     # -- lifecycle (start, stop, ``with``: LoopbackServer) -----------------------------
@@ -187,6 +192,29 @@ class MarketplaceSandbox(LoopbackServer):
         with self._lock:
             return [c for c in self.calls if c.path == path]
 
+    # -- images ----------------------------------------------------------------------------
+    def host_image(self, data: bytes, content_type: str = "image/png", name: str | None = None) -> str:
+        """Serve ``data`` at a URL of this sandbox (the platform's image CDN); returns it."""
+        name = name or f"{self.new_id()}.{content_type.rsplit('/', 1)[-1]}"
+        with self._lock:
+            self.images[name] = (data, content_type)
+        return f"{self.base_url}/media/{name}"
+
+    def buyer_sends_image(self, buyer_id: int, data: bytes, *, content_type: str = "image/png",
+                          name: str | None = None) -> Msg:
+        """A buyer's image message (``Msg.text`` holds the image's URL)."""
+        return self.buyer_writes(buyer_id, self.host_image(data, content_type), name=name, kind="image")
+
+    def media_route(self) -> Route:
+        """``GET /media/<name>``: the hosted images (404 for unknown ones)."""
+        async def serve(request: Request) -> Response:
+            with self._lock:
+                found = self.images.get(request.path_params["name"])
+            if found is None:
+                return Response(status_code=404)
+            return Response(found[0], media_type=found[1])
+        return Route("/media/{name}", serve, methods=["GET"])
+
     # -- the shop ------------------------------------------------------------------------
     def new_id(self) -> int:
         """A fresh platform id (above 2**53)."""
@@ -235,13 +263,14 @@ class MarketplaceSandbox(LoopbackServer):
             bisect.insort(self._order, (conv.last, conv.id))
             return message
 
-    def add_reply(self, conversation_id: int, text: str) -> Msg | None:
-        """Store a reply the connector sent (None: no such conversation)."""
+    def add_reply(self, conversation_id: int, text: str, *, kind: str = "text") -> Msg | None:
+        """Store a reply the connector sent (None: no such conversation); an image's
+        ``text`` is its URL."""
         with self._lock:
             conv = self._conversations.get(conversation_id)
             if conv is None:
                 return None
-            message = self._add(conv.buyer_id, None, False, text, None, "text", None, None)
+            message = self._add(conv.buyer_id, None, False, text, None, kind, None, None)
             self.sent.append(message)
             return message
 

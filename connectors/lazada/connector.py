@@ -43,6 +43,7 @@ from connectors.base.marketplace import (
     order_attributes,
     retry_after_header,
 )
+from connectors.base.marketplace_media import image_attachment
 
 DEFAULT_BASE_URL = "https://api.lazada.com.my/rest"
 DEFAULT_AUTH_URL = "https://auth.lazada.com/rest"
@@ -94,6 +95,10 @@ class LazadaConnector(MarketplaceConnector):
         self.base_url = str(config.settings.get("api_base_url") or DEFAULT_BASE_URL).rstrip("/")
         self.auth_url = str(config.settings.get("auth_base_url") or DEFAULT_AUTH_URL).rstrip("/")
         super().__init__(config)
+
+    images_refused = ("Lazada's IM API sends an image only as the URL of an image Lazada already hosts "
+                      "(template 3, img_url); Postroom does not upload images to Lazada: send the image "
+                      "in Lazada Seller Center")
 
     def platform_secrets(self) -> list[str]:
         """The app secret."""
@@ -167,8 +172,11 @@ class LazadaConnector(MarketplaceConnector):
         template = int(raw.get("template_id") or TEXT)
         from_buyer = int(raw.get("from_account_type") or 1) == 1
         text = content.get("txt")
+        attachments = []
         if int(raw.get("status") or 0) == 1:
             text = "[Lazada: message recalled by the sender]"
+        elif template == IMAGE and content.get("imgUrl"):
+            attachments.append(image_attachment(str(content["imgUrl"])))
         elif not text:
             text = _note(template, content)
         buyer_id = conversation.buyer_id or str(raw.get("from_account_id" if from_buyer else "to_account_id"))
@@ -180,6 +188,7 @@ class LazadaConnector(MarketplaceConnector):
                                   avatar_url=conversation.raw.get("head_url") or None),
             direction="incoming" if from_buyer else "outgoing",
             text=text,
+            attachments=attachments,
             sent_at=datetime.fromtimestamp(self.message_time(raw), UTC),
             automatic=bool(raw.get("auto_reply")),
             metadata={"lazada_template_id": template},

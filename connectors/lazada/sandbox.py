@@ -53,6 +53,7 @@ class LazadaSandbox(MarketplaceSandbox):
             Route("/rest" + LIST_PATH, self._on_list, methods=["GET"]),
             Route("/rest" + MESSAGES_PATH, self._on_messages, methods=["GET"]),
             Route("/rest" + SEND_PATH, self._on_send, methods=["POST"]),
+            self.media_route(),
         ]
 
     async def _params(self, request: Request) -> dict[str, Any]:
@@ -171,6 +172,8 @@ class LazadaSandbox(MarketplaceSandbox):
             template, content = ORDER, {"orderId": m.order_id}
         elif m.kind == "item":
             template, content = ITEM, {"itemId": m.product_id}
+        elif m.kind == "image":
+            template, content = 3, {"imgUrl": m.text, "width": 240, "height": 240}
         buyer, seller = (1, conv.buyer_id), (2, SELLER_ID)
         (from_type, from_id), (to_type, to_id) = (buyer, seller) if m.from_buyer else (seller, buyer)
         return {"message_id": str(m.id), "session_id": str(conv.id), "from_account_type": from_type,

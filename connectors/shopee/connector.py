@@ -15,12 +15,22 @@ Pages followed (open.shopee.com, Open Platform v2 API reference):
   ``offset``, ``page_size``; answers ``messages`` newest first and
   ``page_result.next_offset``;
 * ``POST /api/v2/sellerchat/send_message`` (*v2.sellerchat.send_message*): ``to_id``,
-  ``message_type``, ``content.text``.
+  ``message_type``, ``content.text`` (``"text"``) or ``content.image_url`` (``"image"``);
+* ``POST /api/v2/sellerchat/upload_image`` (*v2.sellerchat.upload_image*): multipart
+  ``file`` (jpg, jpeg, png or gif); answers ``response.url``, to send as an image message.
+  An image message received carries ``content.url``.
+
+New chat messages also arrive by push (*Push Mechanism*, code 10: ``connectors/shopee/push.py``)
+at the inbox's ``webhook_url``; polling stays on as the backfill, and both paths store a
+message once (same ``source_id``).
 
 Settings: ``partner_id``, ``shop_id``, ``api_base_url`` (default
-``https://partner.shopeemobile.com``), ``poll_interval``. Secrets: ``partner_key``,
-``access_token``, ``refresh_token`` (and ``access_token_expires_at``, written back after
-each refresh). Ids above 2**53 (conversation and message ids) are kept as text.
+``https://partner.shopeemobile.com``), ``poll_interval``, ``push_url`` (the callback URL
+exactly as entered in the Shopee console, when it differs from the URL Postroom sees
+behind a proxy). Secrets: ``partner_key``, ``push_partner_key`` (when the console shows
+a separate live push partner key), ``access_token``, ``refresh_token`` (and
+``access_token_expires_at``, written back after each refresh). Ids above 2**53
+(conversation and message ids) are kept as text.
 """
 
 from __future__ import annotations
@@ -30,7 +40,16 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
-from connectors.base import ConnectorConfig, InboundMessage, NotConfigured, OutboundMessage, SenderIdentity
+from connectors.base import (
+    ConnectorConfig,
+    InboundMessage,
+    NotConfigured,
+    OutboundMessage,
+    PushConnector,
+    SenderIdentity,
+    WebhookBatch,
+    WebhookRequest,
+)
 from connectors.base.marketplace import (
     ConversationRef,
     MarketplaceConnector,
@@ -42,6 +61,9 @@ from connectors.base.marketplace import (
     order_attributes,
     retry_after_header,
 )
+from connectors.base.marketplace_media import download_attachments, image_attachment
+from connectors.base.messages import InboundAttachment
+from connectors.shopee.push import parse_push, verify_push
 
 DEFAULT_BASE_URL = "https://partner.shopeemobile.com"
 CONVERSATION_PAGE = 50
@@ -50,6 +72,11 @@ REFRESH_PATH = "/api/v2/auth/access_token/get"
 LIST_PATH = "/api/v2/sellerchat/get_conversation_list"
 MESSAGES_PATH = "/api/v2/sellerchat/get_message"
 SEND_PATH = "/api/v2/sellerchat/send_message"
+UPLOAD_IMAGE_PATH = "/api/v2/sellerchat/upload_image"
+#: What ``upload_image`` takes.
+IMAGE_TYPES = ("image/jpeg", "image/png", "image/gif")
+#: Image downloads inside a push call, at most (Shopee wants a quick answer).
+PUSH_DOWNLOAD_SECONDS = 3.0
 #: ``error`` values meaning the access token ran out (Shopee spells one of them this way).
 EXPIRED = {"invalid_acceess_token", "invalid_access_token", "error_token_expired"}
 AUTH = {"error_auth", "error_sign", "error_permission", "invalid_partner_id", "invalid_shop_id"}
@@ -81,14 +108,19 @@ def classify(status: int, body: Any) -> PlatformError | None:
     return PlatformError(http_kind(status) if status != 200 else "refused", error or status, text)
 
 
-class ShopeeConnector(MarketplaceConnector):
-    """One Shopee shop's buyer chats."""
+class ShopeeConnector(MarketplaceConnector, PushConnector):
+    """One Shopee shop's buyer chats: polled, and pushed to the inbox's webhook."""
+
+    empty_acknowledgement = True
+    images_refused = None
 
     channel_type = "shopee"
 
     def __init__(self, config: ConnectorConfig) -> None:
         settings = config.settings
         self.partner_key = config.secret("partner_key")
+        self.push_key = str(config.secrets.get("push_partner_key") or "").strip() or self.partner_key
+        self.push_url = str(settings.get("push_url") or "").strip()
         self.partner_id = str(settings.get("partner_id") or "").strip()
         self.shop_id = str(settings.get("shop_id") or "").strip()
         if not self.partner_id.isdigit() or not self.shop_id.isdigit():
@@ -97,11 +129,28 @@ class ShopeeConnector(MarketplaceConnector):
         super().__init__(config)
 
     def platform_secrets(self) -> list[str]:
-        """The partner key."""
-        return [self.partner_key]
+        """The partner key (and the push key)."""
+        return [self.partner_key, self.push_key]
+
+    # -- push (code 10) ----------------------------------------------------------------------
+    def verify(self, request: WebhookRequest) -> None:
+        """Check ``Authorization`` against the callback URL and the raw body."""
+        verify_push(self.push_key, self.push_url or request.url, request)
+
+    def parse(self, request: WebhookRequest) -> WebhookBatch:
+        """The chat message a push carries, read as the poller reads it."""
+        return parse_push(request, self.shop_id, self.parse_message, self._from_shop)
+
+    async def complete(self, batch: WebhookBatch) -> None:
+        """Fetch pushed images' bytes, briefly (those that take longer keep their URL)."""
+        await download_attachments(self.http.client, batch.messages, timeout=PUSH_DOWNLOAD_SECONDS)
+
+    def _from_shop(self, raw: dict[str, Any]) -> bool:
+        return str(raw.get("from_shop_id") or "") == self.shop_id or str(raw.get("from_id")) == self.shop_id
 
     async def _request(self, method: str, path: str, token: str | None, *,
-                       params: dict[str, Any] | None = None, body: dict[str, Any] | None = None) -> Any:
+                       params: dict[str, Any] | None = None, body: dict[str, Any] | None = None,
+                       files: dict[str, tuple[str, bytes, str]] | None = None) -> Any:
         timestamp = int(time.time())
         query: dict[str, Any] = {"partner_id": self.partner_id, "timestamp": timestamp}
         if token is None:
@@ -111,7 +160,9 @@ class ShopeeConnector(MarketplaceConnector):
                          sign=sign(self.partner_key, self.partner_id, path, timestamp, token, self.shop_id))
         query.update(params or {})
         kwargs: dict[str, Any] = {"params": query}
-        if body is not None:
+        if files is not None:
+            kwargs["files"] = files
+        elif body is not None:
             kwargs["content"] = json.dumps(body, ensure_ascii=False).encode()
             kwargs["headers"] = {"Content-Type": "application/json"}
         answer = await self.http.request(method, self.base_url + path, **kwargs)
@@ -168,14 +219,17 @@ class ShopeeConnector(MarketplaceConnector):
 
     def parse_message(self, conversation: ConversationRef, raw: dict[str, Any]) -> InboundMessage | None:
         """A Shopee message: text, or a note naming an order, product, image or sticker."""
-        from_shop = str(raw.get("from_shop_id") or "") == self.shop_id or str(raw.get("from_id")) == self.shop_id
+        from_shop = self._from_shop(raw)
         content = raw.get("content") or {}
         kind = str(raw.get("message_type") or "text")
         source = raw.get("source_content") or {}
         order_id = content.get("order_sn") or source.get("order_sn")
         product_id = content.get("item_id") or source.get("item_id")
         text = content.get("text")
-        if not text:
+        attachments = []
+        if kind == "image" and content.get("url"):
+            attachments.append(image_attachment(str(content["url"])))
+        elif not text:
             text = _note(kind, content)
         buyer_id = conversation.buyer_id or str(raw.get("to_id") if from_shop else raw.get("from_id"))
         return InboundMessage(
@@ -186,6 +240,7 @@ class ShopeeConnector(MarketplaceConnector):
                                   avatar_url=conversation.raw.get("to_avatar") or None),
             direction="outgoing" if from_shop else "incoming",
             text=text,
+            attachments=attachments,
             sent_at=datetime.fromtimestamp(self.message_time(raw), UTC),
             metadata={"shopee_message_type": kind},
             conversation_attributes=order_attributes("shopee", order_id=order_id, product_id=product_id),
@@ -198,6 +253,24 @@ class ShopeeConnector(MarketplaceConnector):
         body = await self._request("POST", SEND_PATH, token, body={
             "to_id": int(message.recipient_source_id), "message_type": "text",
             "content": {"text": message.text}})
+        return str((body.get("response") or {})["message_id"])
+
+
+    async def send_image(self, token: str, message: OutboundMessage, image: InboundAttachment) -> str:
+        """``upload_image``, then ``send_message`` with ``message_type: "image"``."""
+        if not message.recipient_source_id.isdigit():
+            raise PlatformError("refused", "error_param", "the buyer's Shopee user id is unknown")
+        if image.content_type not in IMAGE_TYPES:
+            raise PlatformError("refused", "error_param",
+                                f"Shopee chat takes jpg, png or gif images, not {image.content_type}")
+        assert image.data is not None
+        uploaded = await self._request("POST", UPLOAD_IMAGE_PATH, token, files={
+            "file": (image.file_name or "image", image.data, image.content_type)})
+        url = (uploaded.get("response") or {}).get("url")
+        if not url:
+            raise PlatformError("transient", "error_server", "upload_image answered no url")
+        body = await self._request("POST", SEND_PATH, token, body={
+            "to_id": int(message.recipient_source_id), "message_type": "image", "content": {"image_url": url}})
         return str((body.get("response") or {})["message_id"])
 
 

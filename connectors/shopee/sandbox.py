@@ -14,6 +14,12 @@ errors: ``error_sign`` (403), ``invalid_acceess_token`` (403, Shopee's spelling,
 expired or unknown token), ``error_param`` (400), ``error_too_many_request`` (429, with
 ``Retry-After``), ``error_server`` (500).
 
+Pushes (*Push Mechanism*, code 10): :meth:`ShopeeSandbox.chat_push` builds the
+``webchat_push`` body for a message, :meth:`~ShopeeSandbox.signed_push` signs it
+(``Authorization`` = hex HMAC-SHA256 with the partner key over ``callback URL + "|" +
+raw body``) and :meth:`~ShopeeSandbox.deliver_push` / :meth:`~ShopeeSandbox.push_to`
+POST it to Postroom, as Shopee does after a buyer writes.
+
 Run ``python -m connectors.shopee.sandbox --conversations 100 --messages 5`` to serve one
 by hand; it prints the inbox settings to use.
 """
@@ -26,13 +32,16 @@ import secrets
 import time
 from typing import Any
 
+import httpx
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from connectors.base.marketplace import signature_matches
+from connectors.base.marketplace import hmac_sha256_hex, signature_matches
 from connectors.base.marketplace_sandbox import Conv, MarketplaceSandbox, Msg
-from connectors.shopee.connector import LIST_PATH, MESSAGES_PATH, REFRESH_PATH, SEND_PATH, sign
+from connectors.base.sandbox import form_parts
+from connectors.shopee.connector import LIST_PATH, MESSAGES_PATH, REFRESH_PATH, SEND_PATH, UPLOAD_IMAGE_PATH, sign
+from connectors.shopee.push import WEBCHAT_PUSH, signed_part
 
 PARTNER_ID = 2001887
 SHOP_ID = 820001
@@ -62,6 +71,8 @@ class ShopeeSandbox(MarketplaceSandbox):
             Route(LIST_PATH, self._list, methods=["GET"]),
             Route(MESSAGES_PATH, self._messages, methods=["GET"]),
             Route(SEND_PATH, self._send, methods=["POST"]),
+            Route(UPLOAD_IMAGE_PATH, self._upload_image, methods=["POST"]),
+            self.media_route(),
         ]
 
     # -- checks ------------------------------------------------------------------------
@@ -165,18 +176,72 @@ class ShopeeSandbox(MarketplaceSandbox):
             return refused
         body = json.loads(await request.body() or b"{}")
         params = {**dict(request.query_params), "body": body}
-        text = (body.get("content") or {}).get("text")
+        content = body.get("content") or {}
+        kind = body.get("message_type")
         conv = self.conversation_of(int(body.get("to_id") or 0))
         if conv is None:
             return self._error(SEND_PATH, params, 400, "error_param", "to_id has no conversation with the shop", True)
-        if body.get("message_type") != "text" or not text:
+        if kind == "image":
+            url = str(content.get("image_url") or "")
+            if url.rsplit("/", 1)[-1] not in self.images or not url.startswith(self.base_url + "/media/"):
+                return self._error(SEND_PATH, params, 400, "error_param", "image_url must come from upload_image",
+                                   True)
+            text = url
+        elif kind == "text" and content.get("text"):
+            text = content["text"]
+        else:
             return self._error(SEND_PATH, params, 400, "error_param", "content.text is required", True)
-        message = self.add_reply(conv.id, text)
+        message = self.add_reply(conv.id, text, kind=kind)
         assert message is not None
         return self._ok(SEND_PATH, params, {
-            "to_id": conv.buyer_id, "message_id": str(message.id), "message_type": "text",
-            "content": {"text": text}, "conversation_id": conv.id,
+            "to_id": conv.buyer_id, "message_id": str(message.id), "message_type": kind,
+            "content": content, "conversation_id": conv.id,
             "created_timestamp": int(message.created), "message_option": 0})
+
+    async def _upload_image(self, request: Request) -> Response:
+        refused = self._check(request, UPLOAD_IMAGE_PATH, shop=True)
+        if refused is not None:
+            return refused
+        _, files = await form_parts(request)
+        params = dict(request.query_params)
+        upload = files.get("file")
+        if upload is None or upload[2] not in ("image/jpeg", "image/png", "image/gif") or not upload[1]:
+            return self._error(UPLOAD_IMAGE_PATH, params, 400, "error_param", "file must be a jpg, png or gif",
+                               True)
+        if len(upload[1]) > 2 * 1024 * 1024:
+            return self._error(UPLOAD_IMAGE_PATH, params, 400, "error_param", "file is larger than 2 MB", True)
+        url = self.host_image(upload[1], upload[2])
+        return self._ok(UPLOAD_IMAGE_PATH, {**params, "file": upload[0]}, {"url": url, "thumbnail": url})
+
+    # -- pushes ------------------------------------------------------------------------
+    def chat_push(self, message: Msg) -> dict[str, Any]:
+        """The ``webchat_push`` (code 10) body Shopee sends for a chat message."""
+        conv = self.conversation(message.conversation_id)
+        assert conv is not None
+        content = self._message(conv, message)
+        buyer, shop = conv.buyer_name, f"shop{self.shop_id}"
+        content.update(from_user_name=buyer if message.from_buyer else shop,
+                       to_user_name=shop if message.from_buyer else buyer,
+                       is_in_chatbot_session=False, quoted_msg=None)
+        return {"msg_id": secrets.token_hex(16), "code": WEBCHAT_PUSH, "shop_id": self.shop_id,
+                "timestamp": int(time.time()),
+                "data": {"type": "message", "region": "TH", "content": content}}
+
+    def signed_push(self, url: str, body: Any, *, key: str | None = None) -> tuple[bytes, dict[str, str]]:
+        """A push as Shopee sends it to ``url``: compact JSON and its ``Authorization``."""
+        raw = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
+        signature = hmac_sha256_hex(key or self.partner_key, signed_part(url, raw))
+        return raw, {"content-type": "application/json", "authorization": signature}
+
+    async def deliver_push(self, client: httpx.AsyncClient, url: str, message: Msg) -> httpx.Response:
+        """POST the signed push of ``message`` with ``client`` (an app under test)."""
+        raw, headers = self.signed_push(url, self.chat_push(message))
+        return await client.post(url, content=raw, headers=headers)
+
+    def push_to(self, url: str, message: Msg) -> httpx.Response:
+        """POST the signed push of ``message`` to a running server at ``url``."""
+        raw, headers = self.signed_push(url, self.chat_push(message))
+        return httpx.post(url, content=raw, headers=headers, timeout=10.0)
 
     # -- shapes --------------------------------------------------------------------------
     def _conversation(self, conv: Conv) -> dict[str, Any]:
@@ -199,6 +264,8 @@ class ShopeeSandbox(MarketplaceSandbox):
             content = {"order_sn": m.order_id, "shop_id": self.shop_id}
         elif m.kind == "item":
             content = {"item_id": int(m.product_id or 0), "shop_id": self.shop_id}
+        elif m.kind == "image":
+            content = {"url": m.text, "thumb_url": m.text, "thumb_height": 240, "thumb_width": 240}
         return {
             "message_id": str(m.id), "message_type": m.kind, "from_id": from_id, "from_shop_id": from_shop,
             "to_id": to_id, "to_shop_id": to_shop, "conversation_id": str(conv.id),

@@ -44,6 +44,7 @@ from connectors.base.marketplace import (
     order_attributes,
     retry_after_header,
 )
+from connectors.base.marketplace_media import image_attachment
 
 DEFAULT_BASE_URL = "https://open-api.tiktokglobalshop.com"
 DEFAULT_AUTH_URL = "https://auth.tiktok-shops.com"
@@ -101,6 +102,9 @@ class TikTokShopConnector(MarketplaceConnector):
         self.base_url = str(config.settings.get("api_base_url") or DEFAULT_BASE_URL).rstrip("/")
         self.auth_url = str(config.settings.get("auth_base_url") or DEFAULT_AUTH_URL).rstrip("/")
         super().__init__(config)
+
+    images_refused = ("images are not sent to TikTok Shop from Postroom (the customer-service image upload "
+                      "was not confirmed on TikTok's pages): send the image in TikTok Shop Seller Center")
 
     def platform_secrets(self) -> list[str]:
         """The app secret."""
@@ -178,7 +182,10 @@ class TikTokShopConnector(MarketplaceConnector):
             content = {"content": str(raw.get("content"))}
         content = content if isinstance(content, dict) else {"content": str(content)}
         text = content.get("content") if kind == "TEXT" else None
-        if not text:
+        attachments = []
+        if kind == "IMAGE" and content.get("url"):
+            attachments.append(image_attachment(str(content["url"])))
+        elif not text:
             text = _note(kind, content)
         buyer_id = conversation.buyer_id or str(sender.get("im_user_id") or "unknown")
         return InboundMessage(
@@ -189,6 +196,7 @@ class TikTokShopConnector(MarketplaceConnector):
                                   avatar_url=conversation.raw.get("avatar") or None),
             direction="incoming" if role in BUYER_ROLES else "outgoing",
             text=text,
+            attachments=attachments,
             sent_at=datetime.fromtimestamp(self.message_time(raw), UTC),
             automatic=role in AUTOMATIC_ROLES,
             metadata={"tiktok_message_type": kind, "tiktok_sender_role": role},

@@ -54,6 +54,7 @@ class TikTokShopSandbox(MarketplaceSandbox):
             Route("/auth" + REFRESH_PATH, self._on_refresh, methods=["GET"]),
             Route(LIST_PATH, self._on_list, methods=["GET"]),
             Route(MESSAGES_PATH.replace("{conversation_id}", "{cid}"), self._on_messages, methods=["GET", "POST"]),
+            self.media_route(),
         ]
 
     async def _check(self, request: Request, name: str) -> tuple[dict[str, Any], bytes, Response | None]:
@@ -165,6 +166,8 @@ class TikTokShopSandbox(MarketplaceSandbox):
             kind, content = "ORDER_CARD", {"order_id": m.order_id}
         elif m.kind == "item":
             kind, content = "PRODUCT_CARD", {"product_id": m.product_id}
+        elif m.kind == "image":
+            kind, content = "IMAGE", {"url": m.text, "width": 240, "height": 240}
         sender = ({"role": "BUYER", "im_user_id": f"im{conv.buyer_id}", "nickname": conv.buyer_name}
                   if m.from_buyer else {"role": "SHOP", "im_user_id": f"im{SHOP_USER_ID}", "nickname": "Sandbox shop"})
         return {"id": str(m.id), "index": str(m.id), "type": kind,
