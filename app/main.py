@@ -40,6 +40,7 @@ from app.sla.scheduler import SlaScheduler
 from app.webhooks.worker import WebhookWorker
 from app.runtime import Runtime
 from app.runner import ConnectorRunner
+from app.tickets.continuity_mailer import ContinuityMailer
 
 DESCRIPTION = """
 Postroom's REST API. Paths, parameters and JSON shapes follow Chatwoot's Application
@@ -71,6 +72,10 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
             await scheduler.start()
         volume_watcher = VolumeWatcher(runtime.db)  # volume.spike alerts (docs/reports.md)
         await volume_watcher.start()
+        # E-mail copies of live-chat replies to visitors who left (docs/inbox.md).
+        mailer = ContinuityMailer(runtime.db, runtime.store, runtime.box)
+        app.state.hub.wake_listeners.append(mailer.wake)
+        await mailer.start()
         runner = ConnectorRunner(runtime.db, runtime.store, runtime.box, settings) if settings.connector_runner else None
         if runner is not None:  # pull loops and reply dispatch (docs/connectors.md)
             app.state.hub.wake_listeners.append(runner.wake)
@@ -95,6 +100,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
             if runner is not None:
                 await runner.stop()
             await volume_watcher.stop()
+            await mailer.stop()
             if scheduler is not None:
                 await scheduler.stop()
             await worker.stop()

@@ -13,7 +13,7 @@ from app.errors import Invalid
 from app.sla.service import apply_policy
 from app.models import Team, User
 from app.tickets import conversations as service
-from app.tickets import replies, search
+from app.tickets import replies, search, sorting
 from app.tickets.presenters import agent_json, team_json
 from app.tickets.views import present_conversation, present_conversations
 
@@ -66,18 +66,24 @@ async def list_conversations(
     labels: LabelsQuery = None,
     plain_labels: PlainLabelsQuery = None,
     q: str | None = None,
+    sort_by: str | None = Query(default=None, description="Chatwoot's orders: `last_activity_at_desc` "
+                                "(default), `last_activity_at_asc`, `created_at_desc|asc`, `priority_desc|asc`, "
+                                "`waiting_since_asc|desc`; and `sla_due_at_asc`: soonest SLA due time first, "
+                                "conversations without a running clock last."),
     page: int = Query(default=1, ge=1),
     after: str | None = Query(default=None, description="Cursor from `meta.next_cursor`; "
                               "keyset paging, as fast on page 10,000 as on page 1. "
                               "Cursor pages skip the counts (use /conversations/meta)."),
 ) -> dict[str, Any]:
     f = _filter(status, assignee_type, inbox_id, team_id, _labels(labels, plain_labels), q)
+    sort = sorting.resolve(sort_by)
     limit = runtime.settings.page_size
-    rows = await service.list_conversations(session, principal, f, page=page, after=after, limit=limit)
+    rows = await service.list_conversations(session, principal, f, page=page, after=after, limit=limit, sort=sort)
     meta: dict[str, Any] = {"current_page": page if after is None else None}
     if after is None:
         meta.update(await service.count_conversations(session, principal, f))
-    meta["next_cursor"] = service.encode_cursor(rows[-1]) if len(rows) == limit else None
+    meta["sort_by"] = sort
+    meta["next_cursor"] = service.encode_cursor(rows[-1], sort) if len(rows) == limit else None
     return {"data": {"meta": meta, "payload": await present_conversations(session, rows)}}
 
 

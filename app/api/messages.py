@@ -10,13 +10,13 @@ from fastapi.responses import FileResponse, RedirectResponse
 from fastapi.routing import APIRoute
 from pydantic import ValidationError
 from sqlalchemy import select
-from starlette.datastructures import UploadFile
 from starlette.routing import Match
 from starlette.types import Scope
 
 from app.api.deps import PrincipalDep, RuntimeDep, SessionDep
 from app.api.schemas import MessageCreate, MessageUpdate
-from app.errors import NotFound, TooLarge
+from app.api.uploads import Upload, read_multipart
+from app.errors import NotFound
 from app.models import Attachment
 from app.tickets import conversations as conversation_service
 from app.tickets import replies
@@ -38,8 +38,6 @@ async def list_messages(
     }
 
 
-#: Chatwoot's limit on files per message.
-MAX_FILES_PER_MESSAGE = 15
 _MULTIPART_DOC = {
     "requestBody": {
         "content": {
@@ -73,38 +71,18 @@ class MultipartRoute(APIRoute):
         return match, child
 
 
-Upload = tuple[str | None, str | None, bytes]
-
-
 async def _multipart_body(request: Request, limit: int) -> tuple[MessageCreate, list[Upload]]:
-    """The message fields and ``attachments[]`` of a multipart request.
-
-    Files are read with a running total, so an upload over ``limit`` bytes is refused
-    (413) as soon as it passes the limit.
-    """
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit + 64 * 1024:
-        raise TooLarge(f"attachments are larger than {limit} bytes in all")
-    async with request.form(max_files=MAX_FILES_PER_MESSAGE, max_fields=50) as form:
-        files = [f for f in form.getlist("attachments[]") + form.getlist("attachments") if isinstance(f, UploadFile)]
-        fields = {k: v for k, v in form.multi_items() if isinstance(v, str)}
-        try:
-            body = MessageCreate.model_validate({
-                "content": fields.get("content") or None,
-                "message_type": fields.get("message_type", "outgoing"),
-                "private": fields.get("private", "false").lower() in ("1", "true", "on", "yes"),
-                "echo_id": fields.get("echo_id") or None,
-            })
-        except ValidationError as exc:
-            raise RequestValidationError(exc.errors()) from exc
-        total = 0
-        uploads = []
-        for upload in files:
-            data = await upload.read(limit - total + 1)
-            total += len(data)
-            if total > limit:
-                raise TooLarge(f"attachments are larger than {limit} bytes in all")
-            uploads.append((upload.filename, upload.content_type, data))
+    """The message fields and ``attachments[]`` of a multipart request (413 past ``limit``)."""
+    fields, uploads = await read_multipart(request, limit)
+    try:
+        body = MessageCreate.model_validate({
+            "content": fields.get("content") or None,
+            "message_type": fields.get("message_type", "outgoing"),
+            "private": fields.get("private", "false").lower() in ("1", "true", "on", "yes"),
+            "echo_id": fields.get("echo_id") or None,
+        })
+    except ValidationError as exc:
+        raise RequestValidationError(exc.errors()) from exc
     return body, uploads
 
 

@@ -15,7 +15,12 @@ client's idempotency key, so a retried post is stored once.
 Limits (per client address, in-memory token buckets, see :mod:`app.api.ratelimit`;
 ``POSTROOM_WIDGET_*`` variables change them): visitor creation, message posts, reads and
 stream connections each have their own bucket; bodies are capped at
-``max_body_bytes`` (413) and messages at ``max_message_chars`` (422).
+``max_body_bytes`` (413) and messages at ``max_message_chars`` (422). A message with
+files (``multipart/form-data`` with ``attachments[]``) also takes from the ``upload``
+bucket, and its files share the agents' limit (``POSTROOM_MAX_UPLOAD_BYTES``, 413).
+
+Files are fetched with the visitor's token from ``/widget/api/attachments/{id}``, which
+serves only files of that visitor's own, non-private messages (404 for any other).
 """
 
 from __future__ import annotations
@@ -25,14 +30,15 @@ import contextlib
 import json
 import re
 import uuid
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, Query, Request, WebSocket
-from fastapi.responses import FileResponse
+from fastapi.responses import FileResponse, RedirectResponse
 from pydantic import BaseModel, Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.websockets import WebSocketDisconnect
@@ -40,21 +46,27 @@ from starlette.websockets import WebSocketDisconnect
 from app.api.deps import RuntimeDep
 from app.api.ratelimit import Limit, TokenBuckets, client_address
 from app.api.schemas import Body
-from app.errors import Invalid, NotFound, PostroomError, Unauthorized
-from app.models import Contact, ContactInbox, Conversation, Inbox, Message
+from app.api.uploads import Upload, is_multipart, read_multipart, safe_content_type
+from app.errors import Invalid, NotFound, TooLarge, Unauthorized
+from app.models import Attachment, Contact, ContactInbox, Conversation, Inbox, Message, utcnow
 from app.realtime.hub import Hub
 from app.realtime.visitor import VisitorSubscriber, visitor_message
 from app.runtime import Runtime
 from app.tickets import contacts as contact_service
 from app.tickets.ingest import ingest
 from app.tickets.views import present_messages
-from connectors.base import InboundMessage, SenderIdentity
+from connectors.base import InboundAttachment, InboundMessage, SenderIdentity
 
 router = APIRouter(tags=["live-chat widget"])
 WEB_DIR = Path(__file__).resolve().parent.parent / "web"
 CLOSE_UNAUTHORIZED = 4401
 CLOSE_TOO_MANY = 4429
 HISTORY_LIMIT = 200
+#: A visitor counts as connected (no e-mail copies of replies, app.tickets.continuity)
+#: until this long after their socket last renewed it; an open socket renews it every
+#: ONLINE_RENEW_SECONDS, so a process that dies stops renewing and the visitor expires.
+ONLINE_SECONDS = 75.0
+ONLINE_RENEW_SECONDS = 30.0
 TOKEN_HEADER = "x-widget-token"
 
 
@@ -67,6 +79,8 @@ class WidgetSettings(BaseSettings):
     visitor_per_minute: float = 10
     message_burst: float = 20
     message_per_minute: float = 60
+    upload_burst: float = 5
+    upload_per_minute: float = 10
     read_burst: float = 120
     read_per_minute: float = 600
     stream_burst: float = 20
@@ -85,10 +99,13 @@ class WidgetGuard:
         self.buckets = TokenBuckets({
             "visitor": Limit(s.visitor_burst, s.visitor_per_minute / 60),
             "message": Limit(s.message_burst, s.message_per_minute / 60),
+            "upload": Limit(s.upload_burst, s.upload_per_minute / 60),
             "read": Limit(s.read_burst, s.read_per_minute / 60),
             "stream": Limit(s.stream_burst, s.stream_per_minute / 60),
         })
         self.streams: dict[str, int] = {}
+        #: Open sockets per visitor identity (contact_inbox id) in this process.
+        self.visitors: dict[int, int] = {}
 
 
 def guard_of(app: Any) -> WidgetGuard:
@@ -97,10 +114,6 @@ def guard_of(app: Any) -> WidgetGuard:
     if guard is None:
         guard = app.state.widget_guard = WidgetGuard()
     return guard
-
-
-class TooLarge(PostroomError):
-    status_code = 413
 
 
 EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]+$")
@@ -141,7 +154,7 @@ async def frame() -> FileResponse:
     """The chat window, loaded by the SDK in an iframe on any site."""
     return FileResponse(WEB_DIR / "widget" / "frame.html", media_type="text/html", headers={
         "Cache-Control": "no-cache",
-        "Content-Security-Policy": "default-src 'self'; connect-src 'self' ws: wss:; img-src 'self' data:; "
+        "Content-Security-Policy": "default-src 'self'; connect-src 'self' ws: wss:; img-src 'self' data: blob:; "
                                    "style-src 'self'; frame-ancestors *; base-uri 'none'; form-action 'none'",
         "Referrer-Policy": "no-referrer",
     })
@@ -255,13 +268,33 @@ async def _conversations(session: AsyncSession, contact_inbox: ContactInbox) -> 
         select(Conversation).where(Conversation.contact_inbox_id == contact_inbox.id).order_by(Conversation.id)))
 
 
+def attachment_path(attachment_id: int) -> str:
+    """Where a visitor fetches a file of their conversation (with their token)."""
+    return f"/widget/api/attachments/{attachment_id}"
+
+
+def _visitor_view(message: dict[str, Any]) -> dict[str, Any] | None:
+    """:func:`visitor_message`, with each file's size, type and the visitor's URL for it."""
+    shown = visitor_message(message)
+    if shown is None:
+        return None
+    shown["attachments"] = [
+        {"id": a["id"], "file_type": a.get("file_type"), "file_name": a.get("file_name"),
+         "content_type": a.get("content_type"), "file_size": a.get("file_size"),
+         "url": attachment_path(a["id"])}
+        for a in message.get("attachments") or ()
+    ]
+    return shown
+
+
 # -- the visitor's API ----------------------------------------------------------------------
 
 @router.get("/widget/api/config", summary="The widget's look and greeting, by website token")
 async def widget_config(request: Request, runtime: RuntimeDep, website_token: str = Query(max_length=64)) -> dict[str, Any]:
     guard_of(request.app).buckets.check("read", request)
     async with runtime.db.read_session() as session:
-        return _inbox_config(await _widget_inbox(session, website_token))
+        config = _inbox_config(await _widget_inbox(session, website_token))
+    return {**config, "max_upload_bytes": runtime.settings.max_upload_bytes}
 
 
 @router.post("/widget/api/visitors", summary="Start a visitor session (a contact on the widget inbox)")
@@ -333,7 +366,7 @@ async def list_messages(request: Request, runtime: RuntimeDep, after: int | None
             else:
                 rows = list(await session.scalars(query.order_by(Message.id.desc()).limit(HISTORY_LIMIT)))
                 rows.reverse()
-        payload = [m for m in (visitor_message(p) for p in await present_messages(session, rows, display_ids)) if m]
+        payload = [m for m in (_visitor_view(p) for p in await present_messages(session, rows, display_ids)) if m]
         latest = conversations[-1] if conversations else None
         return {
             "conversation": {"id": latest.display_id, "status": latest.status} if latest else None,
@@ -343,13 +376,28 @@ async def list_messages(request: Request, runtime: RuntimeDep, after: int | None
 
 @router.post("/widget/api/messages", summary="Post the visitor's message (Idempotency-Key makes retries safe)")
 async def create_message(request: Request, runtime: RuntimeDep) -> dict[str, Any]:
+    """JSON ``{content, echo_id?}``, or ``multipart/form-data`` with ``content``, ``echo_id``
+    and ``attachments[]`` files (the agents' limits: at most 15, 413 past
+    ``POSTROOM_MAX_UPLOAD_BYTES`` together)."""
     guard = guard_of(request.app)
     guard.buckets.check("message", request)
-    body: VisitorMessage = await _json_body(request, guard, VisitorMessage)
+    uploads: list[Upload] = []
+    if is_multipart(request):
+        guard.buckets.check("upload", request)
+        fields, uploads = await read_multipart(request, runtime.settings.max_upload_bytes, max_fields=10)
+        echo_id = fields.get("echo_id") or None
+        if echo_id is not None and len(echo_id) > 100:
+            raise Invalid("echo_id is longer than 100 characters", field="echo_id")
+        # Files alone are a message: the text may be empty here (checked below).
+        body = VisitorMessage.model_construct(content=fields.get("content") or "", echo_id=echo_id)
+    else:
+        body = await _json_body(request, guard, VisitorMessage)
     if len(body.content) > guard.settings.max_message_chars:
         raise Invalid(f"content is longer than {guard.settings.max_message_chars} characters", field="content")
-    if not body.content.strip():
+    if not body.content.strip() and not uploads:
         raise Invalid("content can't be blank", field="content")
+    files = [InboundAttachment(file_name=(name or "file")[:255], content_type=safe_content_type(kind), data=data)
+             for name, kind, data in uploads]
     key = (request.headers.get("idempotency-key") or body.echo_id or uuid.uuid4().hex)[:200]
     token = request.headers.get(TOKEN_HEADER)
     for attempt in range(3):
@@ -360,13 +408,14 @@ async def create_message(request: Request, runtime: RuntimeDep) -> dict[str, Any
                 result = await ingest(session, InboundMessage(
                     inbox_id=inbox.id, source_id=f"widget:{contact_inbox.source_id}:{key}",
                     sender=SenderIdentity(source_id=contact_inbox.source_id, name=contact.name),
-                    text=body.content, metadata={"echo_id": body.echo_id} if body.echo_id else {},
+                    text=body.content if body.content.strip() else None, attachments=files,
+                    metadata={"echo_id": body.echo_id} if body.echo_id else {},
                 ), store=runtime.store)
                 message = await session.get(Message, result.message_id)
                 owner = await session.get(Conversation, result.conversation_id)
                 assert message is not None and owner is not None
                 (payload,) = await present_messages(session, [message], {owner.id: owner.display_id})
-                shown = visitor_message(payload)
+                shown = _visitor_view(payload)
                 assert shown is not None
                 return {**shown, "duplicate": result.status == "duplicate",
                         "conversation": {"id": owner.display_id, "status": owner.status}}
@@ -374,6 +423,37 @@ async def create_message(request: Request, runtime: RuntimeDep) -> dict[str, Any
             if attempt == 2:
                 raise
     raise AssertionError("unreachable")
+
+
+@router.get("/widget/api/attachments/{attachment_id}", summary="A file of the visitor's conversation")
+async def visitor_attachment(attachment_id: int, request: Request, runtime: RuntimeDep) -> Any:
+    """The file, if it belongs to a message this visitor can see (their own conversations,
+    never a private note); 404 for every other file, whoever it belongs to."""
+    guard_of(request.app).buckets.check("read", request)
+    async with runtime.db.read_session() as session:
+        contact_inbox, _, _ = await _visitor(session, request.headers.get(TOKEN_HEADER))
+        attachment = await session.scalar(
+            select(Attachment)
+            .join(Message, Message.id == Attachment.message_id)
+            .join(Conversation, Conversation.id == Message.conversation_id)
+            .where(Attachment.id == attachment_id,
+                   Attachment.account_id == Conversation.account_id,
+                   Conversation.contact_inbox_id == contact_inbox.id,
+                   Message.private.is_(False),
+                   Message.message_type.in_(("incoming", "outgoing", "template"))))
+    if attachment is None:
+        raise NotFound("Attachment")
+    if attachment.storage_path:
+        return FileResponse(
+            runtime.store.path(attachment.storage_path),
+            media_type=safe_content_type(attachment.content_type),
+            filename=attachment.file_name or f"attachment-{attachment.id}",
+            headers={"X-Content-Type-Options": "nosniff", "Cache-Control": "private, max-age=3600",
+                     "Content-Security-Policy": "default-src 'none'; sandbox"},
+        )
+    if attachment.external_url and attachment.external_url.startswith("https://"):
+        return RedirectResponse(attachment.external_url)
+    raise NotFound("Attachment")
 
 
 # -- the visitor's websocket ------------------------------------------------------------------
@@ -405,17 +485,20 @@ async def visitor_stream(websocket: WebSocket) -> None:
         inbox_ids=frozenset({inbox.id}), queue_size=200, source_id=contact_inbox.source_id,
     )
     guard.streams[address] = guard.streams.get(address, 0) + 1
+    guard.visitors[contact_inbox.id] = guard.visitors.get(contact_inbox.id, 0) + 1
     hub.register(subscriber)  # first register, then read: no conversation falls between
     tasks: list[asyncio.Task[Any]] = []
     try:
         async with runtime.db.read_session() as session:
             subscriber.conversation_ids.update(c.display_id for c in await _conversations(session, contact_inbox))
+        await _mark_online(runtime, contact_inbox.id, online=True)
         await websocket.send_text(json.dumps({"event": "ready", "data": {}}))
         tasks = [
             asyncio.create_task(_pump(websocket, subscriber)),
             asyncio.create_task(_listen(websocket, hub, subscriber, contact, inbox,
                                         guard.settings.stream_idle_timeout_seconds)),
             asyncio.create_task(subscriber.overflowed.wait()),
+            asyncio.create_task(_stay_online(runtime, contact_inbox.id)),
         ]
         done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
         if tasks[2] in done:
@@ -431,8 +514,33 @@ async def visitor_stream(websocket: WebSocket) -> None:
             guard.streams[address] = remaining
         else:
             guard.streams.pop(address, None)
+        sockets = guard.visitors.get(contact_inbox.id, 1) - 1
+        if sockets > 0:
+            guard.visitors[contact_inbox.id] = sockets
+        else:
+            guard.visitors.pop(contact_inbox.id, None)
+            # The visitor's last socket here closed: replies from now on also go by e-mail.
+            with contextlib.suppress(Exception):
+                await _mark_online(runtime, contact_inbox.id, online=False)
         with contextlib.suppress(Exception):
             await websocket.close()
+
+
+async def _mark_online(runtime: Runtime, contact_inbox_id: int, *, online: bool) -> None:
+    """Record that the visitor is connected (for ONLINE_SECONDS), or no longer is."""
+    until = utcnow() + timedelta(seconds=ONLINE_SECONDS) if online else None
+    async with runtime.db.write_session() as session:
+        await session.execute(update(ContactInbox).where(ContactInbox.id == contact_inbox_id).values(online_until=until))
+
+
+async def _stay_online(runtime: Runtime, contact_inbox_id: int) -> None:
+    """Renew the visitor's connected mark while the socket stays open."""
+    while True:
+        await asyncio.sleep(ONLINE_RENEW_SECONDS)
+        try:
+            await _mark_online(runtime, contact_inbox_id, online=True)
+        except Exception:  # noqa: BLE001 - the database is away: try again at the next renewal
+            continue
 
 
 async def _pump(websocket: WebSocket, subscriber: VisitorSubscriber) -> None:

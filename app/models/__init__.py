@@ -4,6 +4,7 @@ from app.models.accounts import AccessToken, Account, Team, TeamMember, User
 from app.models.base import Base, utcnow
 from app.models.catalog import CannedResponse, Label
 from app.models.contacts import Contact, ContactInbox, ContactLabel
+from app.models.continuity import ContinuityEmail
 from app.models.conversations import (
     Attachment,
     Conversation,
@@ -49,6 +50,7 @@ __all__ = [
     "Contact",
     "ContactInbox",
     "ContactLabel",
+    "ContinuityEmail",
     "Conversation",
     "ConversationLabel",
     "Event",

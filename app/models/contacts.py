@@ -62,6 +62,9 @@ class ContactInbox(Base):
     source_id: Mapped[str] = mapped_column(Text)
     hmac_verified: Mapped[bool] = mapped_column(default=False)
     pubsub_token: Mapped[str] = mapped_column(String(64), unique=True, default=_pubsub_token)
+    #: A live-chat visitor's socket is open until then (renewed while it stays open;
+    #: ``app.api.widget``). Past it, agents' replies also go by e-mail.
+    online_until: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     contact: Mapped[Contact] = relationship(lazy="raise", back_populates="contact_inboxes")

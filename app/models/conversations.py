@@ -65,6 +65,8 @@ class Conversation(Base):
     __table_args__ = (
         UniqueConstraint("account_id", "display_id"),
         Index("ix_conversations_next_due", "account_id", "next_due_at"),
+        # The list sorted by time left to reply (sort_by=sla_due_at_asc), keyset on (next_due_at, id).
+        Index("ix_conversations_list_due", "account_id", "status", "next_due_at", "id"),
         # Keyset pagination of the list: newest activity first, by inbox and status …
         # (PostgreSQL: assignee_id rides along, so the list's counts of mine, unassigned
         # and assigned are index-only scans.)

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import base64
-import json
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, and_, delete, func, or_, select, tuple_
+from sqlalchemy import Select, delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth.principal import Principal
@@ -28,7 +26,7 @@ from app.models import (
 )
 from app.models.conversations import PRIORITIES, STATUSES
 from app.sla import hooks as sla_hooks
-from app.tickets import search
+from app.tickets import search, sorting
 from app.tickets.numbering import next_display_id
 from app.tickets.views import present_conversation
 
@@ -129,20 +127,9 @@ async def count_conversations(
     }
 
 
-def encode_cursor(conversation: Conversation) -> str:
-    """An opaque keyset cursor pointing just after ``conversation``."""
-    raw = json.dumps([conversation.last_activity_at.isoformat(), conversation.id])
-    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str) -> tuple[datetime, int]:
-    """The (last_activity_at, id) a cursor points after; Invalid if it is not one."""
-    try:
-        padded = cursor + "=" * (-len(cursor) % 4)
-        stamp, conversation_id = json.loads(base64.urlsafe_b64decode(padded))
-        return datetime.fromisoformat(stamp), int(conversation_id)
-    except (ValueError, TypeError) as exc:
-        raise Invalid("not a valid cursor", field="after") from exc
+def encode_cursor(conversation: Conversation, sort: str = sorting.DEFAULT_SORT) -> str:
+    """An opaque keyset cursor pointing just after ``conversation`` in order ``sort``."""
+    return sorting.encode_cursor(sort, conversation)
 
 
 async def list_conversations(
@@ -153,29 +140,40 @@ async def list_conversations(
     page: int = 1,
     after: str | None = None,
     limit: int = 25,
+    sort: str = sorting.DEFAULT_SORT,
 ) -> list[Conversation]:
-    """A page of conversations, newest activity first.
+    """A page of conversations in order ``sort`` (``app.tickets.sorting``; newest activity first).
 
-    With ``after`` (a cursor from the previous page) the page is found by keyset on
-    ``(last_activity_at, id)``, an index range scan however deep the page; without it,
-    Chatwoot's ``page`` numbers are honoured with OFFSET.
+    With ``after`` (a cursor from the previous page) the page is found by keyset on the
+    sort's columns and the id, an index range scan however deep the page; page 1 the same
+    way from the start; other ``page`` numbers (Chatwoot's) with OFFSET.
     """
-    query = _filtered(principal, f, dialect=session.bind.dialect.name).order_by(
-        Conversation.last_activity_at.desc(), Conversation.id.desc()
-    )
-    if after:
-        stamp, conversation_id = decode_cursor(after)
-        query = query.where(
-            tuple_(Conversation.last_activity_at, Conversation.id) < tuple_(stamp, conversation_id)
-            if session.bind.dialect.name == "postgresql"
-            else or_(
-                Conversation.last_activity_at < stamp,
-                and_(Conversation.last_activity_at == stamp, Conversation.id < conversation_id),
-            )
-        )
-    else:
-        query = query.offset(max(page - 1, 0) * limit)
-    return list(await session.scalars(query.limit(limit)))
+    dialect = session.bind.dialect.name
+    columns = sorting.SORTS[sort]
+    base = _filtered(principal, f, dialect=dialect)
+    if not after and page > 1:
+        query = base.order_by(*sorting.order_by(sort)).offset((page - 1) * limit)
+        return list(await session.scalars(query.limit(limit)))
+    values = sorting.decode_cursor(sort, after) if after else None
+    if not columns[0].nullable:
+        query = base.order_by(*sorting.order_by(sort))
+        if values is not None:
+            query = query.where(sorting.after(columns, values, dialect))
+        return list(await session.scalars(query.limit(limit)))
+    # Nullable lead: the non-NULL rows first, then the NULL ones (each an index range).
+    lead = columns[0].expr()
+    rows: list[Conversation] = []
+    if values is None or values[0] is not None:
+        query = base.where(lead.is_not(None)).order_by(*sorting.order_by(sort, non_null_lead=True))
+        if values is not None:
+            query = query.where(sorting.after(columns, values, dialect))
+        rows = list(await session.scalars(query.limit(limit)))
+    if len(rows) < limit:
+        query = base.where(lead.is_(None)).order_by(*sorting.order_by(sort)[1:])
+        if values is not None and values[0] is None:
+            query = query.where(sorting.after(columns[1:], values[1:], dialect))
+        rows += await session.scalars(query.limit(limit - len(rows)))
+    return rows
 
 
 async def _check_assignee(session: AsyncSession, principal: Principal, user_id: int) -> User:

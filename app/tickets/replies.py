@@ -21,6 +21,7 @@ from app.events.log import append_event
 from app.models import Attachment, Conversation, Inbox, Message, utcnow
 from app.sla import hooks as sla_hooks
 from app.sla.engine import reply_permission
+from app.tickets import continuity
 from app.tickets.views import present_messages
 from connectors.registry import dispatched_channel_types
 
@@ -179,6 +180,8 @@ async def create_message(
         author="contact" if incoming else ("bot" if principal.is_bot else "person"),
     )
     await queue_message_event(session, conversation, message, "message.created")
+    if not private and not incoming and not principal.is_bot:
+        await continuity.queue_copy(session, conversation, inbox, message)  # live chat: an e-mail copy
     return message, True
 
 

@@ -6,8 +6,10 @@ import { cannedPicker } from "./canned.js";
 import { contactPanel } from "./contact-panel.js";
 import { h, reconcile, replaceChildren } from "./dom.js";
 import { LANGUAGES, formatAgo, formatTime, isoTime, language, setLanguage, t } from "./i18n.js";
+import { mentionParts, mentionPicker, plainMentions } from "./mentions.js";
 import { createNotifier, mentions } from "./notify.js";
 import { formatDuration, riskBand, sellerView } from "./seller.js";
+import { DEFAULT_SORT, SORT_KEYS, comparator } from "./sorting.js";
 import { LiveStream } from "./stream.js";
 import "./strings-inbox.js";
 
@@ -58,6 +60,7 @@ export function mountInbox(root, session, api, { onLogout }) {
     tab: TABS.some((x) => x.key === prefs.tab) ? prefs.tab : "all",
     status: STATUSES.includes(prefs.status) ? prefs.status : "open",
     inboxId: prefs.inboxId || "",
+    sort: SORT_KEYS.includes(prefs.sort) ? prefs.sort : DEFAULT_SORT,
     conversations: new Map(),   // display id -> conversation (REST shape)
     order: [],                  // display ids shown in the list, newest activity first
     nextCursor: null,
@@ -97,6 +100,7 @@ export function mountInbox(root, session, api, { onLogout }) {
   let countdownTimer = null;
   let seller = null;
   let canned = null;
+  let mention = null;
   let panel = null;
   let files = null;
   const notifier = createNotifier();
@@ -126,6 +130,8 @@ export function mountInbox(root, session, api, { onLogout }) {
     els.status = h("select", { id: "status-filter", onchange: (e) => changeFilter({ status: e.target.value }) },
       STATUSES.map((s) => h("option", { value: s, selected: s === state.status }, t(`status.${s}`))));
     els.inbox = h("select", { id: "inbox-filter", onchange: (e) => changeFilter({ inboxId: e.target.value }) });
+    els.sort = h("select", { id: "sort-by", onchange: (e) => changeFilter({ sort: e.target.value }) },
+      SORT_KEYS.map((s) => h("option", { value: s, selected: s === state.sort }, t(`sort.${s}`))));
     els.list = h("ul", { class: "conv-list", id: "conv-list", "aria-label": t("list.label") });
     els.listNote = h("p", { class: "list-note", role: "status" });
     els.more = h("button", { type: "button", class: "load-more", hidden: true, onclick: () => loadList({ append: true }) },
@@ -146,7 +152,8 @@ export function mountInbox(root, session, api, { onLogout }) {
       els.tabs,
       h("div", { class: "filters" },
         h("div", { class: "field" }, h("label", { for: "status-filter" }, t("filter.status")), els.status),
-        h("div", { class: "field" }, h("label", { for: "inbox-filter" }, t("filter.inbox")), els.inbox)),
+        h("div", { class: "field" }, h("label", { for: "inbox-filter" }, t("filter.inbox")), els.inbox),
+        h("div", { class: "field" }, h("label", { for: "sort-by" }, t("sort.label")), els.sort)),
       h("div", { class: "list-panel", role: "tabpanel", id: "conv-panel" }, els.list, els.listNote, els.more));
 
     els.main = h("main", { class: "conversation", id: "conversation", tabindex: "-1" });
@@ -234,7 +241,8 @@ export function mountInbox(root, session, api, { onLogout }) {
   function changeFilter(change) {
     Object.assign(state, change);
     try {
-      localStorage.setItem(PREFS_KEY, JSON.stringify({ tab: state.tab, status: state.status, inboxId: state.inboxId }));
+      localStorage.setItem(PREFS_KEY, JSON.stringify({ tab: state.tab, status: state.status, inboxId: state.inboxId,
+        sort: state.sort }));
     } catch { /* private mode */ }
     renderTabs();
     loadList();
@@ -253,6 +261,7 @@ export function mountInbox(root, session, api, { onLogout }) {
 
   function listQuery(extra = {}) {
     const params = new URLSearchParams({ status: state.status, ...extra });
+    if (state.sort !== DEFAULT_SORT) params.set("sort_by", state.sort);
     if (state.inboxId) params.set("inbox_id", state.inboxId);
     if (state.query) params.set("q", state.query);  // the API then ignores the status, as Chatwoot does
     return params;
@@ -346,10 +355,8 @@ export function mountInbox(root, session, api, { onLogout }) {
   }
 
   function sortOrder() {
-    state.order.sort((a, b) => {
-      const x = state.conversations.get(a), y = state.conversations.get(b);
-      return (y.last_activity_at || 0) - (x.last_activity_at || 0) || y.id - x.id;
-    });
+    const compare = comparator(state.sort);
+    state.order.sort((a, b) => compare(state.conversations.get(a), state.conversations.get(b)));
   }
 
   function renderListNote() {
@@ -405,7 +412,7 @@ export function mountInbox(root, session, api, { onLogout }) {
   function preview(conv) {
     const last = conv.last_non_activity_message;
     if (!last) return t("list.noMessages");
-    const text = (last.content || (last.attachments?.[0] && t("msg.attachment", { name: last.attachments[0].file_name || "" })) || "")
+    const text = (plainMentions(last.content) || (last.attachments?.[0] && t("msg.attachment", { name: last.attachments[0].file_name || "" })) || "")
       .replace(/\s+/g, " ").trim();
     return last.private ? t("list.private", { text }) : text;
   }
@@ -783,7 +790,10 @@ export function mountInbox(root, session, api, { onLogout }) {
     let body;
     if (deleted) body = h("p", { class: "deleted" }, t("msg.deleted"));
     else if (message.html_content) body = emailFrame(message, conv);
-    else if (message.content || !(message.attachments || []).length) body = h("p", { class: "text", dir: "auto" }, message.content || "");
+    else if (message.content || !(message.attachments || []).length) {
+      body = h("p", { class: "text", dir: "auto" }, mentionParts(message.content || "").map((part) => (typeof part === "string"
+        ? part : h("span", { class: "mention", dataset: { userId: part.mention.id } }, `@${part.mention.name}`))));
+    }
     const attachments = (message.attachments || []).map((a) => (a.data_url ? attachmentView(a, api)
       : h("p", { class: "attachment" }, t("msg.attachment", { name: a.file_name || a.file_type || "" }))));
     return h("li", { class: `msg ${kind}`, dataset: { key, id: message.id || "" } },
@@ -803,9 +813,10 @@ export function mountInbox(root, session, api, { onLogout }) {
     els.textarea = h("textarea", {
       id: "composer-text", rows: "3", dir: "auto", "aria-describedby": "composer-hint reply-window",
       placeholder: t(state.mode === "note" ? "composer.placeholderNote" : "composer.placeholderReply"),
-      onkeydown: composerKeys, oninput: () => { typing(); canned.update(); }, onpaste: pasteFiles,
+      onkeydown: composerKeys, oninput: () => { typing(); canned.update(); mention.update(); }, onpaste: pasteFiles,
     });
     canned = cannedPicker(els.textarea, api);
+    mention = mentionPicker(els.textarea, { agents: () => state.agents, enabled: () => state.mode === "note" });
     files = filePicker({ maxBytes: MAX_UPLOAD_BYTES, onError: announce });
     els.window = h("div", { class: "reply-window", id: "reply-window", role: "status" });
     els.composer = h("form", { class: `composer mode-${state.mode}`, onsubmit: (e) => { e.preventDefault(); send(); } },
@@ -814,10 +825,11 @@ export function mountInbox(root, session, api, { onLogout }) {
         radio("reply", t("composer.reply")), radio("note", t("composer.note"))),
       h("label", { for: "composer-text", class: "sr-only", id: "composer-label" },
         t(state.mode === "note" ? "composer.note" : "composer.label")),
-      h("div", { class: "composer-input" }, els.textarea, canned.el),
+      h("div", { class: "composer-input" }, els.textarea, canned.el, mention.el),
       h("div", { class: "composer-foot" },
         files.el,
-        h("span", { class: "hint", id: "composer-hint" }, t("composer.hint"), " · ", t("composer.hintCanned")),
+        h("span", { class: "hint", id: "composer-hint" }, t("composer.hint"), " · ", t("composer.hintCanned"), " · ",
+          t("composer.hintMention")),
         h("button", { type: "submit", class: "primary", id: "send" }, t("composer.send"))));
     return els.composer;
   }
@@ -872,6 +884,7 @@ export function mountInbox(root, session, api, { onLogout }) {
     if (refused) mode = "note";
     state.mode = mode;
     state.modeForced = forced || refused;
+    mention?.close();  // mentions are for private notes only
     if (!els.composer) return;
     els.composer.className = `composer mode-${mode}`;
     for (const input of els.composer.querySelectorAll("input[name=composer-mode]")) input.checked = input.value === mode;
@@ -881,7 +894,7 @@ export function mountInbox(root, session, api, { onLogout }) {
   }
 
   function composerKeys(event) {
-    if (canned?.handleKey(event)) return;
+    if (mention?.handleKey(event) || canned?.handleKey(event)) return;
     if (event.key === "Enter" && !event.shiftKey && !event.isComposing && event.keyCode !== 229) {
       event.preventDefault();
       send();
@@ -912,7 +925,8 @@ export function mountInbox(root, session, api, { onLogout }) {
 
   function send() {
     const id = state.selected;
-    const content = els.textarea.value;
+    // A note stores each picked @Name as Chatwoot's mention link.
+    const content = state.mode === "note" && mention ? mention.encode(els.textarea.value) : els.textarea.value;
     const chosen = files ? files.files() : [];
     if (!id || (!content.trim() && !chosen.length)) return;
     const echo = uuid();
@@ -924,6 +938,7 @@ export function mountInbox(root, session, api, { onLogout }) {
     };
     els.textarea.value = "";
     files?.clear();
+    mention?.reset();
     stopTyping(id);
     addMessage(message, { render: false });
     renderMessages({ scroll: "bottom" });
@@ -1001,7 +1016,8 @@ export function mountInbox(root, session, api, { onLogout }) {
         if (frame.event === "message.created") {
           if (!bumpConversation(data)) fetchConversation(id);
           if (data.private && data.sender?.id !== me.id && mentions(data.content, me)) {
-            notifier.notify(t("notify.mention", { id }), (data.content || "").slice(0, 140), `mention-${data.id}`, () => select(id));
+            notifier.notify(t("notify.mention", { id }), plainMentions(data.content).slice(0, 140), `mention-${data.id}`,
+              () => select(id));
           }
           if (data.message_type === MESSAGE.incoming) {
             state.typing.delete(id);

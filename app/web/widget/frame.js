@@ -60,7 +60,22 @@ STRINGS["th"].rate = "ให้คะแนนการสนทนานี้"
 STRINGS["vi"].rate = "Đánh giá cuộc trò chuyện";
 STRINGS["fa"].rate = "به این گفتگو امتیاز دهید";
 STRINGS["zh"].rate = "为本次对话评分";
+// Files: the composer's picker and attachments in the conversation.
+const FILE_STRINGS = {
+  en: { attach: "Attach files", remove: "Remove {name}", tooLarge: "{name} is larger than {size}",
+    download: "Download {name}", image: "Image: {name}" },
+  th: { attach: "แนบไฟล์", remove: "นำ {name} ออก", tooLarge: "{name} ใหญ่เกิน {size}",
+    download: "ดาวน์โหลด {name}", image: "รูปภาพ: {name}" },
+  vi: { attach: "Đính kèm tệp", remove: "Bỏ {name}", tooLarge: "{name} lớn hơn {size}",
+    download: "Tải xuống {name}", image: "Hình ảnh: {name}" },
+  fa: { attach: "پیوست فایل", remove: "حذف {name}", tooLarge: "{name} بزرگ‌تر از {size} است",
+    download: "دریافت {name}", image: "تصویر: {name}" },
+  zh: { attach: "添加文件", remove: "移除 {name}", tooLarge: "{name} 超过 {size}",
+    download: "下载 {name}", image: "图片：{name}" },
+};
+for (const [code, table] of Object.entries(FILE_STRINGS)) Object.assign(STRINGS[code], table);
 const EMAIL = /^[^@\s]{1,64}@[^@\s]+\.[^@\s]+$/;
+const DEFAULT_MAX_UPLOAD = 25 * 1024 * 1024;  // the server's default; config.max_upload_bytes says the real one
 
 const lang = locale.split("-")[0] in STRINGS ? locale.split("-")[0] : "en";
 function t(key, values = {}) {
@@ -84,6 +99,9 @@ const els = {
   collect: document.getElementById("collect"),
   collectEmail: document.getElementById("collect-email"),
   collectError: document.getElementById("collect-error"),
+  files: document.getElementById("files"),
+  attach: document.getElementById("attach"),
+  chosen: document.getElementById("chosen-files"),
 };
 
 const state = {
@@ -102,6 +120,8 @@ const state = {
   config: {},
   collectTimer: null,
   collectShown: false,
+  chosen: [],            // files picked for the next message
+  blobs: new Map(),      // attachment url -> Promise<object URL>
 };
 
 function loadVisitor() {
@@ -126,8 +146,10 @@ function toParent(message) {
 async function call(method, path, body, extraHeaders = {}) {
   const headers = { Accept: "application/json", ...extraHeaders };
   if (state.visitor) headers["X-Widget-Token"] = state.visitor.token;
-  if (body !== undefined) headers["Content-Type"] = "application/json";
-  const response = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+  const form = body instanceof FormData;
+  if (body !== undefined && !form) headers["Content-Type"] = "application/json";
+  const payload = body === undefined || form ? body : JSON.stringify(body);
+  const response = await fetch(path, { method, headers, body: payload });
   const data = await response.json().catch(() => null);
   if (!response.ok) {
     const error = new Error((data && data.message) || `HTTP ${response.status}`);
@@ -153,6 +175,8 @@ function applyLanguage() {
   document.getElementById("collect-label").textContent = t("email");
   document.getElementById("collect-save").textContent = t("save");
   document.getElementById("collect-text").textContent = t("collect");
+  els.attach.setAttribute("aria-label", t("attach"));
+  els.attach.title = t("attach");
 }
 
 function applyConfig(config) {
@@ -193,15 +217,22 @@ function checkedEmail(input, errorEl, required) {
   return value;
 }
 
-async function startFromPrechat() {
+/**
+ * Both e-mail forms (the pre-chat form, and the request when nobody answers): check the
+ * address, run `save`, show 422 as "invalid address" and anything else as an error.
+ */
+async function submitEmailForm({ input, errorEl, required, save }) {
   let email;
-  try { email = checkedEmail(els.prechatEmail, els.prechatError, els.prechatEmail.required); } catch { return; }
+  try { email = checkedEmail(input, errorEl, required); } catch { return; }
   try {
-    await ensureVisitor({ name: els.prechatName.value.trim() || undefined, email: email || undefined });
+    await save(email);
   } catch (error) {
-    els.prechatError.textContent = error.status === 422 ? t("emailInvalid") : t("error");
-    return;
+    errorEl.textContent = error.status === 422 ? t("emailInvalid") : t("error");
   }
+}
+
+async function startFromPrechat(email) {
+  await ensureVisitor({ name: els.prechatName.value.trim() || undefined, email: email || undefined });
   els.prechat.hidden = true;
   els.form.hidden = false;
   els.text.focus();
@@ -222,17 +253,11 @@ function agentAnswered() {
   clearTimeout(state.collectTimer);
 }
 
-async function saveCollectedEmail() {
-  let email;
-  try { email = checkedEmail(els.collectEmail, els.collectError, true); } catch { return; }
-  try {
-    const answer = await call("PATCH", "/widget/api/visitor", { email });
-    saveVisitor({ ...state.visitor, email: answer.contact.email || email });
-    document.getElementById("collect-text").textContent = t("saved", { email });
-    els.collect.querySelector(".collect-row").hidden = true;
-  } catch (error) {
-    els.collectError.textContent = error.status === 422 ? t("emailInvalid") : t("error");
-  }
+async function saveCollectedEmail(email) {
+  const answer = await call("PATCH", "/widget/api/visitor", { email });
+  saveVisitor({ ...state.visitor, email: answer.contact.email || email });
+  document.getElementById("collect-text").textContent = t("saved", { email });
+  els.collect.querySelector(".collect-row").hidden = true;
 }
 
 function luminance(hex) {
@@ -283,6 +308,7 @@ function render() {
       status: mine ? status : null,
       retry: status === "failed" ? () => post(message) : null,
       time: message.created_at,
+      attachments: message.attachments,
     });
     if (message.survey && !message.survey.answered) {  // satisfaction survey: 1–5 and a comment on its page
       const rate = document.createElement("a");
@@ -299,7 +325,7 @@ function render() {
   list.scrollTop = list.scrollHeight;
 }
 
-function bubble({ kind, who, text, id, status, retry, time }) {
+function bubble({ kind, who, text, id, status, retry, time, attachments }) {
   const li = document.createElement("li");
   li.className = `msg ${kind}`;
   if (id) li.dataset.id = id;
@@ -314,7 +340,8 @@ function bubble({ kind, who, text, id, status, retry, time }) {
   p.className = "bubble";
   p.dir = "auto";
   p.textContent = text;
-  li.append(p);
+  if (text || !attachments?.length) li.append(p);
+  for (const attachment of attachments || []) li.append(attachmentView(attachment));
   const meta = document.createElement("span");
   meta.className = "meta";
   const parts = [];
@@ -336,6 +363,96 @@ function bubble({ kind, who, text, id, status, retry, time }) {
   return li;
 }
 
+// -- files -----------------------------------------------------------------------------------------
+function formatSize(bytes) {
+  if (bytes == null) return "";
+  if (bytes < 1024) return `${bytes} B`;
+  if (bytes < 1024 * 1024) return `${(bytes / 1024).toFixed(bytes < 10240 ? 1 : 0)} KB`;
+  return `${(bytes / 1024 / 1024).toFixed(1)} MB`;
+}
+
+/** A stored file, fetched with the visitor's token and shown from a blob: URL. */
+function objectUrl(url) {
+  if (!state.blobs.has(url)) {
+    state.blobs.set(url, fetch(url, { headers: { "X-Widget-Token": state.visitor?.token || "" } })
+      .then((response) => {
+        if (!response.ok) throw new Error(`HTTP ${response.status}`);
+        return response.blob();
+      })
+      .then((blob) => URL.createObjectURL(blob))
+      .catch((error) => { state.blobs.delete(url); throw error; }));
+  }
+  return state.blobs.get(url);
+}
+
+async function download(attachment) {
+  const link = document.createElement("a");
+  link.href = await objectUrl(attachment.url);
+  link.download = attachment.file_name || "file";
+  document.body.append(link);
+  link.click();
+  link.remove();
+}
+
+/** One file of a message: a picture as a preview, anything else as a download link. */
+function attachmentView(attachment) {
+  const name = attachment.file_name || "file";
+  const box = document.createElement("div");
+  box.className = "attachment";
+  box.dataset.type = attachment.file_type || "file";
+  if (!attachment.url) {  // a file still being sent
+    box.textContent = `📎 ${name}`;
+    return box;
+  }
+  if (attachment.file_type === "image") {
+    const img = document.createElement("img");
+    img.alt = t("image", { name });
+    img.className = "attachment-image";
+    objectUrl(attachment.url).then((src) => { img.src = src; }).catch(() => { img.hidden = true; });
+    box.append(img);
+  }
+  const link = document.createElement("a");
+  link.href = "#";
+  link.className = "attachment-link";
+  link.setAttribute("aria-label", t("download", { name }));
+  const label = document.createElement("bdi");
+  label.textContent = name;
+  link.append("📎 ", label, ` ${formatSize(attachment.file_size)}`);
+  link.addEventListener("click", (event) => { event.preventDefault(); download(attachment).catch(() => {}); });
+  box.append(link);
+  return box;
+}
+
+function addFiles(files) {
+  const max = Number(state.config.max_upload_bytes) || DEFAULT_MAX_UPLOAD;
+  let total = state.chosen.reduce((sum, file) => sum + file.size, 0);
+  for (const file of files) {
+    if (total + file.size > max) {
+      els.notice.textContent = t("tooLarge", { name: file.name, size: formatSize(max) });
+      continue;
+    }
+    total += file.size;
+    state.chosen.push(file);
+  }
+  renderChosen();
+}
+
+function renderChosen() {
+  els.chosen.replaceChildren(...state.chosen.map((file, index) => {
+    const li = document.createElement("li");
+    const name = document.createElement("bdi");
+    name.textContent = file.name;
+    const remove = document.createElement("button");
+    remove.type = "button";
+    remove.textContent = "×";
+    remove.setAttribute("aria-label", t("remove", { name: file.name }));
+    remove.addEventListener("click", () => { state.chosen.splice(index, 1); renderChosen(); });
+    li.append(name, ` ${formatSize(file.size)} `, remove);
+    return li;
+  }));
+  els.chosen.hidden = state.chosen.length === 0;
+}
+
 // -- sending -------------------------------------------------------------------------------------
 async function ensureVisitor(profile = {}) {
   if (state.visitor) return state.visitor;
@@ -350,27 +467,37 @@ async function post(message) {
   render();
   try {
     await ensureVisitor();
-    const saved = await call("POST", "/widget/api/messages", { content: message.content, echo_id: message.echo_id },
-      { "Idempotency-Key": message.echo_id });
-    addMessage({ ...saved, _local: "sent" });
+    let body = { content: message.content, echo_id: message.echo_id };
+    if (message._files?.length) {
+      body = new FormData();
+      body.append("content", message.content);
+      body.append("echo_id", message.echo_id);
+      for (const file of message._files) body.append("attachments[]", file, file.name);
+    }
+    const saved = await call("POST", "/widget/api/messages", body, { "Idempotency-Key": message.echo_id });
+    addMessage({ ...saved, _local: "sent", _files: undefined });
     els.notice.textContent = "";
     scheduleCollect();
   } catch (error) {
     if (error.status === 401) forgetVisitor();
     const pending = state.messages.get(`e${message.echo_id}`);
     if (pending) pending._local = "failed";
-    els.notice.textContent = error.status === 429 ? error.message : "";
+    els.notice.textContent = error.status === 429 || error.status === 413 ? error.message : "";
     render();
   }
 }
 
 function send() {
   const content = els.text.value;
-  if (!content.trim()) return;
+  const files = state.chosen;
+  if (!content.trim() && !files.length) return;
   els.text.value = "";
+  state.chosen = [];
+  renderChosen();
   stopTyping();
   const echo = uuid();
-  const message = { echo_id: echo, content, message_type: "incoming", created_at: Math.floor(Date.now() / 1000), _local: "pending" };
+  const message = { echo_id: echo, content, message_type: "incoming", created_at: Math.floor(Date.now() / 1000), _local: "pending",
+    _files: files, attachments: files.map((file) => ({ file_name: file.name, file_size: file.size })) };
   state.messages.set(`e${echo}`, message);
   post(message);
 }
@@ -406,6 +533,16 @@ async function catchUp() {
   }
 }
 
+/** Read one message (and any after it) over REST, where its files come with their URLs. */
+async function refetch(id) {
+  try {
+    const answer = await call("GET", `/widget/api/messages?after=${Math.max(0, id - 1)}`);
+    for (const message of answer.messages) addMessage(message, { live: true });
+  } catch (error) {
+    if (error.status === 401) { forgetVisitor(); state.ws?.close(); }
+  }
+}
+
 function connect() {
   if (!state.visitor || state.ws) return;
   const scheme = location.protocol === "https:" ? "wss:" : "ws:";
@@ -419,7 +556,8 @@ function connect() {
       els.notice.textContent = "";
       catchUp();
     } else if (frame.event === "message.created" || frame.event === "message.updated") {
-      addMessage(frame.data, { live: true });
+      if (frame.data.attachments?.some((a) => !a.url)) refetch(frame.data.id);  // the stream names files only
+      else addMessage(frame.data, { live: true });
     } else if (frame.event === "typing") {
       clearTimeout(state.typingTimer);
       els.typing.textContent = frame.data.on ? t("typing", { name: t("agent") }) : "";
@@ -442,8 +580,15 @@ function connect() {
 
 // -- wiring -----------------------------------------------------------------------------------------
 els.form.addEventListener("submit", (event) => { event.preventDefault(); send(); });
-els.prechat.addEventListener("submit", (event) => { event.preventDefault(); startFromPrechat(); });
-els.collect.addEventListener("submit", (event) => { event.preventDefault(); saveCollectedEmail(); });
+for (const [form, input, errorEl, save, required] of [
+  [els.prechat, els.prechatEmail, els.prechatError, startFromPrechat, () => els.prechatEmail.required],
+  [els.collect, els.collectEmail, els.collectError, saveCollectedEmail, () => true],
+]) {
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    submitEmailForm({ input, errorEl, required: required(), save });
+  });
+}
 els.text.addEventListener("keydown", (event) => {
   if (event.key === "Enter" && !event.shiftKey && !event.isComposing && event.keyCode !== 229) {
     event.preventDefault();
@@ -453,6 +598,12 @@ els.text.addEventListener("keydown", (event) => {
   }
 });
 els.text.addEventListener("input", typing);
+els.attach.addEventListener("click", () => els.files.click());
+els.files.addEventListener("change", () => { addFiles([...els.files.files]); els.files.value = ""; });
+els.text.addEventListener("paste", (event) => {
+  const files = [...(event.clipboardData?.files || [])];
+  if (files.length) { event.preventDefault(); addFiles(files); }
+});
 els.close.addEventListener("click", () => toParent({ type: "postroom:close" }));
 window.addEventListener("message", (event) => {
   if (event.source !== window.parent) return;

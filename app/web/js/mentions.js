@@ -1,0 +1,150 @@
+// Mentions in private notes: typing `@` (at the start or after a space) lists the
+// account's agents, filtered by what follows; ↑/↓ move, Enter or Tab insert `@Name`,
+// Esc closes. On sending, each picked `@Name` becomes Chatwoot's mention link,
+// `[@Name](mention://user/<id>/<name, URI-encoded>)`, which is what notifications (and
+// Chatwoot clients) look for; `mentionParts` turns stored links back into `@Name`.
+
+import { h, replaceChildren } from "./dom.js";
+import { t } from "./i18n.js";
+
+const TRIGGER = /(^|\s)@([^\s@]*)$/u;
+const LINK = /\[@([^\]]*)\]\(mention:\/\/user\/(\d+)\/[^)\s]*\)/gu;
+const MAX_SHOWN = 8;
+
+function agentName(agent) {
+  return agent.available_name || agent.name || agent.email || `#${agent.id}`;
+}
+
+/** Agents matching `query`: name starts with it, then a word of it does, then contains it. */
+export function rankAgents(agents, query) {
+  const q = query.toLocaleLowerCase();
+  const scored = [];
+  for (const agent of agents) {
+    const name = agentName(agent).toLocaleLowerCase();
+    const email = (agent.email || "").toLocaleLowerCase();
+    const score = name.startsWith(q) ? 0 : name.split(/\s+/u).some((w) => w.startsWith(q)) ? 1
+      : name.includes(q) || email.startsWith(q) ? 2 : -1;
+    if (score >= 0) scored.push([score, name, agent]);
+  }
+  scored.sort((a, b) => a[0] - b[0] || a[1].localeCompare(b[1]));
+  return scored.slice(0, MAX_SHOWN).map((x) => x[2]);
+}
+
+/** Stored text split into strings and {mention: {id, name}} parts, for display. */
+export function mentionParts(text) {
+  const parts = [];
+  let last = 0;
+  for (const match of (text || "").matchAll(LINK)) {
+    if (match.index > last) parts.push(text.slice(last, match.index));
+    parts.push({ mention: { id: Number(match[2]), name: match[1] } });
+    last = match.index + match[0].length;
+  }
+  if (last < (text || "").length) parts.push(text.slice(last));
+  return parts;
+}
+
+/** Stored text with mention links shown as `@Name` (list previews, notifications). */
+export function plainMentions(text) {
+  return (text || "").replace(LINK, (_, name) => `@${name}`);
+}
+
+function escapeRegExp(text) {
+  return text.replace(/[.*+?^${}()|[\]\\]/gu, "\\$&");
+}
+
+/**
+ * Attach the picker to `textarea`. `agents()` gives the account's agents, `enabled()`
+ * whether the composer writes a private note. Returns {el, handleKey(event) → true when
+ * it used the key, update(), close(), encode(text), reset()}.
+ */
+export function mentionPicker(textarea, { agents, enabled }) {
+  let shown = [];
+  let active = 0;
+  let query = null;
+  const picked = new Map();  // shown name -> agent id
+  const el = h("ul", { class: "canned mentions", id: "mention-list", role: "listbox", "aria-label": t("mention.label"),
+    hidden: true });
+
+  function trigger() {
+    if (!enabled()) return null;
+    const match = TRIGGER.exec(textarea.value.slice(0, textarea.selectionStart));
+    return match ? match[2] : null;
+  }
+
+  function close() {
+    if (query === null && el.hidden) return;
+    query = null;
+    shown = [];
+    el.hidden = true;
+    textarea.setAttribute("aria-expanded", "false");
+    textarea.setAttribute("aria-controls", "canned-list");
+    textarea.removeAttribute("aria-activedescendant");
+  }
+
+  function render() {
+    el.hidden = false;
+    textarea.setAttribute("aria-controls", "mention-list");
+    textarea.setAttribute("aria-expanded", "true");
+    if (!shown.length) {
+      replaceChildren(el, h("li", { class: "canned-empty", role: "presentation" }, t("mention.none", { q: query })));
+      textarea.removeAttribute("aria-activedescendant");
+      return;
+    }
+    replaceChildren(el, shown.map((agent, index) => h("li", {
+      id: `mention-${agent.id}`, role: "option", class: "canned-item mention-item", "aria-selected": String(index === active),
+      onmousedown: (event) => { event.preventDefault(); insert(agent); },
+    }, h("span", { class: "canned-code", dir: "auto" }, `@${agentName(agent)}`),
+    agent.email ? h("span", { class: "canned-text" }, " ", agent.email) : null)));
+    textarea.setAttribute("aria-activedescendant", `mention-${shown[active].id}`);
+  }
+
+  function insert(agent) {
+    const name = agentName(agent);
+    picked.set(name, agent.id);
+    const caret = textarea.selectionStart;
+    const before = textarea.value.slice(0, caret).replace(TRIGGER, (_, space) => `${space}@${name} `);
+    textarea.value = before + textarea.value.slice(caret);
+    textarea.setSelectionRange(before.length, before.length);
+    close();
+    textarea.dispatchEvent(new Event("input", { bubbles: true }));
+    textarea.focus();
+  }
+
+  function update() {
+    const q = trigger();
+    if (q === null) return close();
+    query = q;
+    shown = rankAgents(agents(), q);
+    active = 0;
+    return render();
+  }
+
+  function handleKey(event) {
+    if (query === null || el.hidden) return false;
+    if (event.key === "ArrowDown" || event.key === "ArrowUp") {
+      if (shown.length) active = (active + (event.key === "ArrowDown" ? 1 : shown.length - 1)) % shown.length;
+      render();
+    } else if ((event.key === "Enter" || event.key === "Tab") && !event.shiftKey && !event.isComposing) {
+      if (!shown.length) { close(); return false; }
+      insert(shown[active]);
+    } else if (event.key === "Escape") {
+      close();
+    } else {
+      return false;
+    }
+    event.preventDefault();
+    return true;
+  }
+
+  /** The note's text with each picked `@Name` still in it as Chatwoot's mention link. */
+  function encode(text) {
+    const names = [...picked.keys()].filter((name) => text.includes(`@${name}`)).sort((a, b) => b.length - a.length);
+    if (!names.length) return text;
+    // Not inside a longer word: a picked "Ann" leaves "@Anna" alone.
+    const pattern = new RegExp(`@(${names.map(escapeRegExp).join("|")})(?![\\p{L}\\p{M}\\p{N}])`, "gu");
+    return text.replace(pattern, (_, name) => `[@${name}](mention://user/${picked.get(name)}/${encodeURIComponent(name)})`);
+  }
+
+  textarea.addEventListener("blur", () => setTimeout(close, 150));
+  return { el, handleKey, update, close, encode, reset: () => picked.clear() };
+}
