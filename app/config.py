@@ -61,6 +61,9 @@ class Settings(BaseSettings):
                                            "reads the event log even without a wake-up.")
     connector_runner: bool = Field(default=True, description="Poll pulled channels (Telegram) "
                                    "and send their replies from this process.")
+    connector_inboxes: str = Field(default="", description="Inbox ids (comma-separated) this "
+                                   "process's runner may take; empty: every inbox. Dedicates a "
+                                   "process to some busy inboxes.")
     connector_lease_seconds: float = Field(default=30.0, description="How long a process's claim "
                                            "on an inbox lasts without a heartbeat; a dead owner's "
                                            "inboxes move to another process after this.")
@@ -97,6 +100,12 @@ class Settings(BaseSettings):
     def connector_backoff_seconds(self) -> list[float]:
         """The connector retry schedule as numbers."""
         return [float(x) for x in self.connector_backoff.split(",") if x.strip()] or [30.0]
+
+    @property
+    def connector_inbox_ids(self) -> tuple[int, ...] | None:
+        """``connector_inboxes`` as ids (None: every inbox)."""
+        ids = tuple(int(x) for x in self.connector_inboxes.split(",") if x.strip())
+        return ids or None
 
     @property
     def webhook_backoff_seconds(self) -> list[float]:

@@ -76,7 +76,8 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         mailer = ContinuityMailer(runtime.db, runtime.store, runtime.box)
         app.state.hub.wake_listeners.append(mailer.wake)
         await mailer.start()
-        runner = ConnectorRunner(runtime.db, runtime.store, runtime.box, settings) if settings.connector_runner else None
+        runner = ConnectorRunner(runtime.db, runtime.store, runtime.box, settings,
+                                 only=settings.connector_inbox_ids) if settings.connector_runner else None
         if runner is not None:  # pull loops and reply dispatch (docs/connectors.md)
             app.state.hub.wake_listeners.append(runner.wake)
             await runner.start()
