@@ -268,25 +268,6 @@ async def _conversations(session: AsyncSession, contact_inbox: ContactInbox) -> 
         select(Conversation).where(Conversation.contact_inbox_id == contact_inbox.id).order_by(Conversation.id)))
 
 
-def attachment_path(attachment_id: int) -> str:
-    """Where a visitor fetches a file of their conversation (with their token)."""
-    return f"/widget/api/attachments/{attachment_id}"
-
-
-def _visitor_view(message: dict[str, Any]) -> dict[str, Any] | None:
-    """:func:`visitor_message`, with each file's size, type and the visitor's URL for it."""
-    shown = visitor_message(message)
-    if shown is None:
-        return None
-    shown["attachments"] = [
-        {"id": a["id"], "file_type": a.get("file_type"), "file_name": a.get("file_name"),
-         "content_type": a.get("content_type"), "file_size": a.get("file_size"),
-         "url": attachment_path(a["id"])}
-        for a in message.get("attachments") or ()
-    ]
-    return shown
-
-
 # -- the visitor's API ----------------------------------------------------------------------
 
 @router.get("/widget/api/config", summary="The widget's look and greeting, by website token")
@@ -366,7 +347,7 @@ async def list_messages(request: Request, runtime: RuntimeDep, after: int | None
             else:
                 rows = list(await session.scalars(query.order_by(Message.id.desc()).limit(HISTORY_LIMIT)))
                 rows.reverse()
-        payload = [m for m in (_visitor_view(p) for p in await present_messages(session, rows, display_ids)) if m]
+        payload = [m for m in (visitor_message(p) for p in await present_messages(session, rows, display_ids)) if m]
         latest = conversations[-1] if conversations else None
         return {
             "conversation": {"id": latest.display_id, "status": latest.status} if latest else None,
@@ -415,7 +396,7 @@ async def create_message(request: Request, runtime: RuntimeDep) -> dict[str, Any
                 owner = await session.get(Conversation, result.conversation_id)
                 assert message is not None and owner is not None
                 (payload,) = await present_messages(session, [message], {owner.id: owner.display_id})
-                shown = _visitor_view(payload)
+                shown = visitor_message(payload)
                 assert shown is not None
                 return {**shown, "duplicate": result.status == "duplicate",
                         "conversation": {"id": owner.display_id, "status": owner.status}}

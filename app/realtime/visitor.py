@@ -60,10 +60,17 @@ def visitor_message(message: dict[str, Any]) -> dict[str, Any] | None:
                     "answered": bool(attributes.get("submitted_values"))}
                    if message.get("content_type") == "input_csat" and attributes.get("survey_uuid") else None),
         "attachments": [
-            {"file_type": a.get("file_type"), "file_name": a.get("file_name")}
+            {"id": a["id"], "file_type": a.get("file_type"), "file_name": a.get("file_name"),
+             "content_type": a.get("content_type"), "file_size": a.get("file_size"),
+             "url": attachment_path(a["id"])}
             for a in message.get("attachments") or ()
         ],
     }
+
+
+def attachment_path(attachment_id: int) -> str:
+    """Where a visitor fetches a file of their conversation (with their token)."""
+    return f"/widget/api/attachments/{attachment_id}"
 
 
 def visitor_frame(event: str, data: dict[str, Any]) -> str:

@@ -534,15 +534,6 @@ async function catchUp() {
 }
 
 /** Read one message (and any after it) over REST, where its files come with their URLs. */
-async function refetch(id) {
-  try {
-    const answer = await call("GET", `/widget/api/messages?after=${Math.max(0, id - 1)}`);
-    for (const message of answer.messages) addMessage(message, { live: true });
-  } catch (error) {
-    if (error.status === 401) { forgetVisitor(); state.ws?.close(); }
-  }
-}
-
 function connect() {
   if (!state.visitor || state.ws) return;
   const scheme = location.protocol === "https:" ? "wss:" : "ws:";
@@ -556,8 +547,7 @@ function connect() {
       els.notice.textContent = "";
       catchUp();
     } else if (frame.event === "message.created" || frame.event === "message.updated") {
-      if (frame.data.attachments?.some((a) => !a.url)) refetch(frame.data.id);  // the stream names files only
-      else addMessage(frame.data, { live: true });
+      addMessage(frame.data, { live: true });
     } else if (frame.event === "typing") {
       clearTimeout(state.typingTimer);
       els.typing.textContent = frame.data.on ? t("typing", { name: t("agent") }) : "";
