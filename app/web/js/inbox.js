@@ -807,6 +807,10 @@ export function mountInbox(root, session, api, { onLogout }) {
 
   // -- composer ------------------------------------------------------------------------------
   function buildComposer() {
+    // A rebuild (a resync, new settings) keeps what the agent was typing, and the focus.
+    const previous = els.textarea && els.textarea.isConnected && els.composerFor === state.selected
+      ? { value: els.textarea.value, focused: document.activeElement === els.textarea,
+          start: els.textarea.selectionStart, end: els.textarea.selectionEnd } : null;
     const radio = (mode, label) => h("label", { class: `mode mode-${mode}` },
       h("input", { type: "radio", name: "composer-mode", value: mode, checked: state.mode === mode,
         onchange: () => setMode(mode) }), label);
@@ -818,6 +822,15 @@ export function mountInbox(root, session, api, { onLogout }) {
     canned = cannedPicker(els.textarea, api);
     mention = mentionPicker(els.textarea, { agents: () => state.agents, enabled: () => state.mode === "note" });
     files = filePicker({ maxBytes: MAX_UPLOAD_BYTES, onError: announce });
+    els.composerFor = state.selected;
+    if (previous) {
+      els.textarea.value = previous.value;
+      if (previous.focused) queueMicrotask(() => {
+        els.textarea.focus();
+        els.textarea.setSelectionRange(previous.start, previous.end);
+        canned.update(); mention.update();
+      });
+    }
     els.window = h("div", { class: "reply-window", id: "reply-window", role: "status" });
     els.composer = h("form", { class: `composer mode-${state.mode}`, onsubmit: (e) => { e.preventDefault(); send(); } },
       els.window,
