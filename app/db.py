@@ -16,11 +16,13 @@ then runs the after-commit hooks (realtime wake-ups).
 from __future__ import annotations
 
 import contextvars
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 
 from sqlalchemy import event
+from sqlalchemy import exc as exc_module
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
@@ -43,12 +45,11 @@ def create_engine(url: str, *, echo: bool = False) -> AsyncEngine:
         engine = create_async_engine(url, echo=echo, connect_args={"timeout": 30})
         _configure_sqlite(engine)
         return engine
-    return create_async_engine(
+    engine = create_async_engine(
         url,
         echo=echo,
         pool_size=10,
         max_overflow=10,
-        pool_pre_ping=True,
         isolation_level="READ COMMITTED",
         # Prepared statements are kept per connection (asyncpg), and PostgreSQL soon runs a
         # kept statement with a generic plan, made without the values. For the batch
@@ -60,6 +61,39 @@ def create_engine(url: str, *, echo: bool = False) -> AsyncEngine:
         connect_args={"server_settings": {"application_name": "postroom",
                                           "plan_cache_mode": "force_custom_plan"}},
     )
+    _ping_idle_connections(engine)
+    return engine
+
+
+#: A pooled connection idle for longer than this is pinged before it is handed out.
+PING_AFTER_IDLE_SECONDS = 10.0
+
+
+def _ping_idle_connections(engine: AsyncEngine) -> None:
+    """Check a pooled connection before use, but only once it has sat idle for a while.
+
+    ``pool_pre_ping`` costs a round trip on every checkout: 15 % of a server's event-loop
+    time under webhook load (docs/performance.md, "Inbound webhooks"). A connection
+    handed back a moment ago is alive; one idle for seconds may have been cut (a database
+    restart, a proxy's idle timeout), and raising ``DisconnectionError`` makes the pool
+    replace it, as pre-ping would.
+    """
+
+    @event.listens_for(engine.sync_engine.pool, "checkin")
+    def _on_checkin(_dbapi_connection, record) -> None:  # type: ignore[no-untyped-def]
+        record.info["idle_since"] = time.monotonic()
+
+    @event.listens_for(engine.sync_engine.pool, "checkout")
+    def _on_checkout(dbapi_connection, record, _proxy) -> None:  # type: ignore[no-untyped-def]
+        idle_since = record.info.get("idle_since")
+        if idle_since is None or time.monotonic() - idle_since < PING_AFTER_IDLE_SECONDS:
+            return
+        try:
+            alive = engine.dialect.do_ping(dbapi_connection)
+        except Exception as exc:  # noqa: BLE001 - any failure means "replace it"
+            raise exc_module.DisconnectionError(str(exc)) from exc
+        if not alive:
+            raise exc_module.DisconnectionError("ping failed")
 
 
 def _configure_sqlite(engine: AsyncEngine) -> None:

@@ -37,6 +37,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import signal
+import subprocess
 import sys
 import tempfile
 import time
@@ -219,6 +221,13 @@ async def baseline_run(args: argparse.Namespace, run: int, workdir: Path) -> dic
             PROCESSES.stop(child)
 
 
+def _start_profiler(pid: int, args: argparse.Namespace) -> subprocess.Popen:
+    """py-spy one server over the measured phase (``--profile FILE``, raw collapsed stacks)."""
+    return subprocess.Popen([str(Path(PY).with_name("py-spy")), "record", "--pid", str(pid), "--rate", "250",
+                             "--format", "raw", "-o", args.profile, "--idle"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
 async def one_run(args: argparse.Namespace, run: int, workdir: Path) -> dict[str, Any]:
     from sqlalchemy import func, select
 
@@ -245,9 +254,13 @@ async def one_run(args: argparse.Namespace, run: int, workdir: Path) -> dict[str
     try:
         sent: list[tuple[bytes, dict[str, str]]] = []
         await load(sandbox, ports, path, args.warmup, args, f"w{run}", sent)
+        spy = _start_profiler(servers[0].pid, args) if args.profile else None
         cpu0 = [_cpu_seconds(s.pid) for s in servers] + [time.process_time(), _postgres_cpu()]
         result = await load(sandbox, ports, path, args.events, args, f"r{run}", sent)
         cpu1 = [_cpu_seconds(s.pid) for s in servers] + [time.process_time(), _postgres_cpu()]
+        if spy is not None:  # py-spy writes its file on SIGINT
+            spy.send_signal(signal.SIGINT)
+            spy.wait(timeout=60)
         async with db.read_session() as session:
             stored = await session.scalar(select(func.count()).select_from(Message).where(Message.inbox_id == inbox_id))
         distinct = len({raw for raw, _ in sent})
@@ -311,6 +324,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--senders", type=int, default=500, help="distinct customers writing")
     parser.add_argument("--redeliver-every", type=int, default=20, help="every n-th post repeats an earlier body (0: never)")
     parser.add_argument("--no-baseline", dest="baseline", action="store_false", help="skip the bare baseline server")
+    parser.add_argument("--profile", help="py-spy the first server over the measured phase into this file (raw)")
     parser.add_argument("--role", default="bench", help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--dsn", help=argparse.SUPPRESS)
