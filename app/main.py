@@ -31,6 +31,7 @@ from app.api import (
 from app.api import surveys
 from app.api.errors import install_error_handlers
 from app.config import Settings, get_settings
+from app.events.log import OUTBOX
 from app.logs import RequestLogMiddleware
 from app.realtime import stream
 from app.realtime.broker import broker_for
@@ -40,6 +41,7 @@ from app.sla.scheduler import SlaScheduler
 from app.webhooks.worker import WebhookWorker
 from app.runtime import Runtime
 from app.runner import ConnectorRunner
+from app.tickets.continuity import CONTINUITY
 from app.tickets.continuity_mailer import ContinuityMailer
 
 DESCRIPTION = """
@@ -74,12 +76,12 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         await volume_watcher.start()
         # E-mail copies of live-chat replies to visitors who left (docs/inbox.md).
         mailer = ContinuityMailer(runtime.db, runtime.store, runtime.box)
-        app.state.hub.wake_listeners.append(mailer.wake)
+        app.state.hub.listen(CONTINUITY, mailer.wake)
         await mailer.start()
         runner = ConnectorRunner(runtime.db, runtime.store, runtime.box, settings,
                                  only=settings.connector_inbox_ids) if settings.connector_runner else None
         if runner is not None:  # pull loops and reply dispatch (docs/connectors.md)
-            app.state.hub.wake_listeners.append(runner.wake)
+            app.state.hub.listen(OUTBOX, runner.wake)
             await runner.start()
         receiver = None
         if settings.smtp_listen:  # mail forwarded to e-mail inboxes (docs/channels/email.md)

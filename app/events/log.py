@@ -20,6 +20,10 @@ from app.models import Event, utcnow
 
 _PENDING = "postroom_pending_events"
 LAST_SEQ = "postroom_last_event_seq"
+#: ``session.info`` key: the wake topics of the committed transaction (see :func:`wake_topics`).
+WAKE_TOPICS = "postroom_wake_topics"
+#: Topic of a transaction that left a reply waiting to be sent (``status: pending``).
+OUTBOX = "outbox"
 #: Arbitrary constant naming the event-log lock among PostgreSQL advisory locks.
 EVENT_LOG_LOCK = 0x706F7374726F6F6D  # "postroom"
 
@@ -61,3 +65,24 @@ async def flush_pending_events(session: AsyncSession) -> None:
         await session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": EVENT_LOG_LOCK})
     result = await session.execute(insert(Event).returning(Event.seq), rows)
     session.info[LAST_SEQ] = max(result.scalars().all())
+    topics = wake_topics(rows)
+    if topics:
+        session.info.setdefault(WAKE_TOPICS, set()).update(topics)
+
+
+def wake_topics(rows: list[dict[str, Any]]) -> set[str]:
+    """The background loops beyond the log's followers that these events concern.
+
+    Every commit wakes the log's followers (stream, webhooks); loops that only care about
+    some changes are woken by topic, so a customer's message does not cost the outbox
+    poll a query in every process.
+    """
+    for row in rows:
+        if row["event_type"].startswith("message.") and row["payload"].get("status") == "pending":
+            return {OUTBOX}
+    return set()
+
+
+def request_wake(session: AsyncSession, topic: str) -> None:
+    """Ask for ``topic``'s loops to be woken once this session commits."""
+    session.info.setdefault(WAKE_TOPICS, set()).add(topic)

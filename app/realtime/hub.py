@@ -25,7 +25,7 @@ from typing import Any
 from sqlalchemy import delete, func, select
 
 from app.db import Database
-from app.events.log import LAST_SEQ
+from app.events.log import LAST_SEQ, WAKE_TOPICS
 from app.models import Event, utcnow
 from app.realtime import metrics
 from app.realtime.broker import Broker
@@ -86,6 +86,8 @@ class Hub:
         self._wake = asyncio.Event()
         #: Other log followers in this process (webhooks) woken with the hub.
         self.wake_listeners: list[asyncio.Event] = []
+        #: Loops woken only by commits of their topic (see ``app.events.log.wake_topics``).
+        self.topic_listeners: dict[str, list[asyncio.Event]] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self.presence = Presence(self)
 
@@ -139,21 +141,29 @@ class Hub:
     # -- wake-ups --------------------------------------------------------------------
     async def _after_commit(self, session: Any) -> None:
         seq = session.info.pop(LAST_SEQ, None)
-        if seq is None:
+        topics = sorted(session.info.pop(WAKE_TOPICS, ()))
+        if seq is None and not topics:
             return
-        self._set_wake()
+        self._set_wake(topics)
         if type(self.broker) is not Broker:  # other processes learn of it through the broker
-            await self.broker.publish({"kind": "wake", "seq": seq})
+            await self.broker.publish({"kind": "wake", "seq": seq, "topics": topics})
 
-    def _set_wake(self) -> None:
+    def listen(self, topic: str, event: asyncio.Event) -> None:
+        """Set ``event`` whenever a transaction of ``topic`` commits, in any process."""
+        self.topic_listeners.setdefault(topic, []).append(event)
+
+    def _set_wake(self, topics: list[str] | tuple[str, ...] = ()) -> None:
         self._wake.set()
         for listener in self.wake_listeners:
             listener.set()
+        for topic in topics:
+            for listener in self.topic_listeners.get(topic, ()):
+                listener.set()
 
     async def _on_broker_message(self, message: dict[str, Any]) -> None:
         kind = message.get("kind")
         if kind == "wake":
-            self._set_wake()
+            self._set_wake(message.get("topics") or ())
         elif kind == "ephemeral":
             self.dispatch_ephemeral(message["account_id"], message.get("inbox_id"), message["event"], message["data"])
 

@@ -10,8 +10,9 @@ Every ``POSTROOM_CONNECTOR_SCAN_SECONDS`` a pass
    drops undelivered updates after 24).
 
 Besides, an outbox poll wakes the send loop of every owned inbox with ``pending``
-replies, through the partial index ``ix_messages_outbox``: at once when this process
-commits an event (the realtime hub's wake-ups) and at least every second otherwise.
+replies, through the partial index ``ix_messages_outbox``: at once when a transaction
+that left a reply ``pending`` commits in any process (the hub's ``outbox`` topic) and at
+least every second otherwise.
 """
 
 from __future__ import annotations
@@ -64,7 +65,7 @@ class ConnectorRunner:
         self.lease = timedelta(seconds=settings.connector_lease_seconds)
         #: Interval of the pass; at most a third of the lease, so one missed beat is survivable.
         self.scan = min(settings.connector_scan_seconds, settings.connector_lease_seconds / 3)
-        #: Set to send replies now (appended to the realtime hub's wake listeners).
+        #: Set to send replies now (the realtime hub's ``outbox`` topic).
         self.wake = asyncio.Event()
         self._stopping = asyncio.Event()
         self.workers: dict[int, tuple[InboxWorker, asyncio.Task[None]]] = {}

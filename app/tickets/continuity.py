@@ -22,12 +22,15 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.events.log import request_wake
 from app.models import Attachment, Contact, ContactInbox, ContinuityEmail, Conversation, Inbox, Message, User, utcnow
 from app.storage import FileStore
 from connectors.base import InboundAttachment, OutboundMessage
 from connectors.email.threading import thread_key_for
 
 EMAIL_CHANNELS = ("email",)
+#: Wake topic of a transaction that queued a copy (the mailer listens to it).
+CONTINUITY = "continuity"
 
 #: The line under the reply, in the visitor's language (``browser_language``).
 FOOTER = {
@@ -66,6 +69,7 @@ async def queue_copy(session: AsyncSession, conversation: Conversation, inbox: I
     row = ContinuityEmail(account_id=conversation.account_id, conversation_id=conversation.id, message_id=message.id,
                           to_address=contact.email, status="pending", attempts=0, next_attempt_at=now, created_at=now)
     session.add(row)
+    request_wake(session, CONTINUITY)
     return row
 
 

@@ -1,7 +1,7 @@
 """Sends the queued e-mail copies of live-chat replies (:mod:`app.tickets.continuity`).
 
-A background loop in every serving process, woken with the event log (a reply appends
-an event) and every ``POLL_SECONDS``. Each copy is claimed before its SMTP call with a
+A background loop in every serving process, woken when a transaction that queued a
+copy commits (the hub's ``continuity`` topic, in any process) and every ``POLL_SECONDS``. Each copy is claimed before its SMTP call with a
 compare-and-set (``pending`` → ``sending``), so among several processes exactly one
 sends it, and a process that dies mid-send leaves it ``sending``: a copy goes out at
 most once. A transient SMTP error (4xx, network) returns it to ``pending`` with backoff,
@@ -39,7 +39,7 @@ class ContinuityMailer:
     def __init__(self, db: Database, store: FileStore, box: SecretsBox, *, poll_seconds: float = POLL_SECONDS) -> None:
         self.db, self.store, self.box = db, store, box
         self.poll_seconds = poll_seconds
-        #: Set when a copy may be waiting (the hub sets it with every new event).
+        #: Set when a copy may be waiting (the hub's ``continuity`` topic).
         self.wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 

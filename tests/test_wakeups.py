@@ -1,0 +1,60 @@
+"""Background loops are woken by the commits that concern them, in this process and others."""
+
+from __future__ import annotations
+
+import asyncio
+
+import httpx
+
+from app.events.log import OUTBOX
+from app.realtime.broker import Broker
+from app.realtime.hub import Hub
+from app.tickets.continuity import CONTINUITY
+from app.tickets.ingest import ingest_messages
+from connectors.base import InboundMessage, SenderIdentity
+
+
+async def display_id(client: httpx.AsyncClient, tenant) -> int:
+    return (await client.get(tenant.path("/conversations"), headers=tenant.headers)).json()["data"]["payload"][0]["id"]
+
+
+async def test_a_reply_to_send_wakes_the_outbox_and_a_customer_message_does_not(runtime, tenants, client):
+    hub = Hub(runtime.db, Broker())  # its after-commit hook only: what a server's hub does on commit
+    outbox, continuity, followers = asyncio.Event(), asyncio.Event(), asyncio.Event()
+    hub.listen(OUTBOX, outbox)
+    hub.listen(CONTINUITY, continuity)
+    hub.wake_listeners.append(followers)
+    runtime.db.after_commit.append(hub._after_commit)
+    try:
+        tenant = await tenants.new()
+        inbox_id = await tenant.inbox("telegram")
+        await ingest_messages(runtime.db, [InboundMessage(
+            inbox_id=inbox_id, source_id="wake-1", sender=SenderIdentity(source_id="wake-c"), text="hello")])
+        assert followers.is_set()  # the stream and the webhooks follow every commit
+        assert not outbox.is_set() and not continuity.is_set()
+
+        followers.clear()
+        number = await display_id(client, tenant)
+        response = await client.post(tenant.path(f"/conversations/{number}/messages"), headers=tenant.headers,
+                                     json={"content": "on its way"})
+        assert response.status_code == 200 and response.json()["status"] == "pending"
+        assert outbox.is_set() and followers.is_set()
+        assert not continuity.is_set()  # not a live-chat reply
+
+        outbox.clear()
+        response = await client.post(tenant.path(f"/conversations/{number}/messages"), headers=tenant.headers,
+                                     json={"content": "a note", "private": True})
+        assert response.status_code == 200
+        assert not outbox.is_set()  # a private note is never sent
+    finally:
+        runtime.db.after_commit.remove(hub._after_commit)
+
+
+async def test_topics_travel_through_the_broker_to_other_processes(runtime):
+    hub = Hub(runtime.db, Broker())
+    outbox = asyncio.Event()
+    hub.listen(OUTBOX, outbox)
+    await hub._on_broker_message({"kind": "wake", "seq": 1, "topics": []})
+    assert not outbox.is_set()
+    await hub._on_broker_message({"kind": "wake", "seq": 2, "topics": [OUTBOX]})
+    assert outbox.is_set()
