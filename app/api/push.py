@@ -21,7 +21,8 @@ import asyncio
 import json
 import logging
 import time
-from dataclasses import dataclass
+from collections import OrderedDict
+from dataclasses import dataclass, field
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -54,6 +55,8 @@ router = APIRouter(tags=["channel webhooks"])
 CACHE_SECONDS = 5.0
 #: Profiles fetched for new senders of one call, at most (the rest keep their ids).
 MAX_PROFILES = 20
+#: Senders remembered per inbox as already known (no profile lookup for their calls).
+KNOWN_SENDERS = 10_000
 
 
 @dataclass
@@ -64,6 +67,16 @@ class _Target:
     problem: str | None
     fingerprint: str
     checked_at: float
+    #: Source ids of senders that are contacts of the inbox already (bounded, oldest out).
+    known_senders: OrderedDict[str, None] = field(default_factory=OrderedDict)
+
+    def remember_senders(self, source_ids: set[str]) -> None:
+        """Note senders as known contacts of the inbox."""
+        for source_id in source_ids:
+            self.known_senders[source_id] = None
+            self.known_senders.move_to_end(source_id)
+        while len(self.known_senders) > KNOWN_SENDERS:
+            self.known_senders.popitem(last=False)
 
 
 def _cache(request: Request) -> dict[tuple[str, str], _Target]:
@@ -84,6 +97,10 @@ async def _target(request: Request, runtime: Runtime, channel: str, identifier: 
     now = time.monotonic()
     if cached is not None and now - cached.checked_at < CACHE_SECONDS:
         return cached
+    if cached is not None:
+        # One call re-reads the inbox; the calls arriving meanwhile keep the cached one
+        # (under load, every in-flight call re-reading at once took a pool connection each).
+        cached.checked_at = now
     async with runtime.db.read_session() as session:
         inbox = await session.scalar(select(Inbox).where(Inbox.identifier == identifier, Inbox.channel_type == channel))
     if inbox is None:
@@ -142,6 +159,7 @@ async def receive(channel: str, identifier: str, request: Request, runtime: Runt
     await _complete_profiles(runtime, target, batch)
     await _fetch_media(runtime, target, batch)
     results = await _store(request, runtime, target, batch)
+    target.remember_senders({m.sender.source_id for m in batch.messages})
     created = sum(1 for r in results if r.status == "created")
     if target.connector.empty_acknowledgement:
         return Response(status_code=200)
@@ -169,11 +187,15 @@ async def _complete_profiles(runtime: Runtime, target: _Target, batch: WebhookBa
     assert connector is not None
     senders = {m.sender.source_id for m in batch.messages if not m.sender.name}
     senders |= {e.sender.source_id for e in batch.contacts if e.kind == "follow" and not e.sender.name}
-    if not senders or not connector.fetches_profiles:
+    if not connector.fetches_profiles:
+        return
+    senders = {s for s in senders if s not in target.known_senders}
+    if not senders:
         return
     async with runtime.db.read_session() as session:
         known = set(await session.scalars(select(ContactInbox.source_id).where(
             ContactInbox.inbox_id == target.inbox_id, ContactInbox.source_id.in_(sorted(senders)))))
+    target.remember_senders(known)
     wanted = sorted(senders - known)[:MAX_PROFILES]
     if not wanted:
         return
