@@ -840,47 +840,45 @@ async def _queue_events(
         append_event(
             session, event_type="contact.created", payload=presenters.contact_json(contact), **common
         )
-    assignee = await session.get(User, conversation.assignee_id) if conversation.assignee_id else None
-    team = await session.get(Team, conversation.team_id) if conversation.team_id else None
-    labels = context.labels.get(conversation.id)
-    if labels is None:
-        labels = (await conversation_labels(session, [conversation.id])).get(conversation.id, [])
-        context.labels[conversation.id] = labels
-    if previous_status is not None:
-        await session.flush()  # the status change's payload shows the row as written
-    conversation_body = presenters.conversation_json(
-        conversation,
-        contact=contact,
-        inbox=inbox,
-        assignee=assignee,
-        team=team,
-        labels=labels,
-        last_message=message_body,
-        unread_count=0,
-        contact_inbox=contact_inbox,
-    )
-    if conversation_created:
-        append_event(
-            session,
-            event_type="conversation.created",
-            payload=conversation_body,
-            conversation_id=conversation.id,
-            **common,
+    if conversation_created or previous_status is not None:
+        # The whole conversation only for its own event; a message's event carries a part.
+        assignee = await session.get(User, conversation.assignee_id) if conversation.assignee_id else None
+        team = await session.get(Team, conversation.team_id) if conversation.team_id else None
+        labels = context.labels.get(conversation.id)
+        if labels is None:
+            labels = (await conversation_labels(session, [conversation.id])).get(conversation.id, [])
+            context.labels[conversation.id] = labels
+        if previous_status is not None:
+            await session.flush()  # the status change's payload shows the row as written
+        conversation_body = presenters.conversation_json(
+            conversation,
+            contact=contact,
+            inbox=inbox,
+            assignee=assignee,
+            team=team,
+            labels=labels,
+            last_message=message_body,
+            unread_count=0,
+            contact_inbox=contact_inbox,
         )
-    elif previous_status is not None:
-        append_event(
-            session,
-            event_type="conversation.status_changed",
-            payload={**conversation_body, "changed_attributes": {"status": {
-                "previous_value": previous_status, "current_value": conversation.status}}},
-            conversation_id=conversation.id,
-            **common,
-        )
-    message_body["conversation"] = {
-        k: conversation_body[k]
-        for k in ("id", "inbox_id", "status", "assignee_id", "team_id", "contact_id",
-                  "waiting_since", "first_reply_created_at", "last_activity_at")
-    }
+        if conversation_created:
+            append_event(
+                session,
+                event_type="conversation.created",
+                payload=conversation_body,
+                conversation_id=conversation.id,
+                **common,
+            )
+        else:
+            append_event(
+                session,
+                event_type="conversation.status_changed",
+                payload={**conversation_body, "changed_attributes": {"status": {
+                    "previous_value": previous_status, "current_value": conversation.status}}},
+                conversation_id=conversation.id,
+                **common,
+            )
+    message_body["conversation"] = presenters.message_conversation_json(conversation)
     append_event(
         session,
         event_type="message.created",

@@ -295,6 +295,22 @@ def message_json(
     }
 
 
+def message_conversation_json(conversation: Conversation) -> dict[str, Any]:
+    """The part of a conversation a message's event carries (``message.created``'s
+    ``conversation``): the same values as :func:`conversation_json` gives for these keys."""
+    return {
+        "id": conversation.display_id,
+        "inbox_id": conversation.inbox_id,
+        "status": conversation.status,
+        "assignee_id": conversation.assignee_id,
+        "team_id": conversation.team_id,
+        "contact_id": conversation.contact_id,
+        "waiting_since": unix(conversation.waiting_since),
+        "first_reply_created_at": unix(conversation.first_reply_created_at),
+        "last_activity_at": unix(conversation.last_activity_at),
+    }
+
+
 def conversation_json(
     conversation: Conversation,
     *,
