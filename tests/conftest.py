@@ -163,7 +163,11 @@ class ServerProcess:
             [sys.executable, "-m", "app.cli", "serve", "--port", str(self.port)],
             cwd=ROOT, env=full_env, stdout=self._log, stderr=subprocess.STDOUT,
         )
-        wait_for_http(self.base + "/healthz", process=self.process)
+        try:
+            wait_for_http(self.base + "/healthz", process=self.process)
+        except BaseException:
+            self.stop()  # a server that did not come up in time must not linger and hold connections
+            raise
 
     def kill(self) -> None:
         """SIGKILL: no shutdown, no goodbye."""
