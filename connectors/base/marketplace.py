@@ -25,8 +25,9 @@ import hmac
 import logging
 import time
 from abc import abstractmethod
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 import httpx
@@ -40,7 +41,7 @@ from connectors.base.errors import (
     TransientError,
 )
 from connectors.base.marketplace_media import OwnMessages, download_attachments
-from connectors.base.messages import InboundAttachment, InboundMessage, OutboundMessage
+from connectors.base.messages import InboundAttachment, InboundMessage, OutboundMessage, SenderIdentity
 
 log = logging.getLogger("postroom.connectors.marketplace")
 
@@ -59,6 +60,11 @@ def hmac_sha256_hex(key: str, message: str | bytes, *, upper: bool = False) -> s
     data = message.encode() if isinstance(message, str) else message
     digest = hmac.new(key.encode(), data, hashlib.sha256).hexdigest()
     return digest.upper() if upper else digest
+
+
+def url_setting(settings: Mapping[str, Any], name: str, default: str) -> str:
+    """The URL a setting names (``default`` when it is unset), without a trailing slash."""
+    return str(settings.get(name) or default).rstrip("/")
 
 
 def signature_matches(expected: str, given: str | None) -> bool:
@@ -82,6 +88,27 @@ class PlatformError(Exception):
         self.code = code
         self.text = text
         self.retry_after = retry_after
+
+
+def platform_error(code: str | int, status: int, text: str, *, expired: bool = False, rate: bool = False,
+                   auth: bool = False, transient: bool = False) -> PlatformError:
+    """The error for an answer that is not a result, by the precedence the platforms that
+    answer with their own error codes (Shopee, Lazada, TikTok Shop) share.
+
+    Each flag says what the platform's code means; the first that holds wins: an expired
+    token, then a rate limit (or HTTP 429), refused credentials, a transient fault (or
+    HTTP 5xx); otherwise what the HTTP status means (``refused`` for a 200 carrying an
+    error code).
+    """
+    if expired:
+        return PlatformError("expired", code, text)
+    if rate or status == 429:
+        return PlatformError("rate", code, text)
+    if auth:
+        return PlatformError("auth", code, text)
+    if transient or status >= 500:
+        return PlatformError("transient", code, text)
+    return PlatformError(http_kind(status) if status != 200 else "refused", code, text)
 
 
 def typed_error(exc: PlatformError, what: str, *, sending: bool = False) -> Exception:
@@ -217,6 +244,17 @@ class Http:
         await self._client.aclose()
 
 
+def answer_body(answer: Answer, classify: Callable[[int, Any], PlatformError | None]) -> Any:
+    """The body of a platform's answer, or the ``PlatformError`` that ``classify`` finds in
+    it raised (a rate limit waits the answer's ``Retry-After``)."""
+    error = classify(answer.status, answer.body)
+    if error is not None:
+        if error.kind == "rate":
+            error.retry_after = retry_after_header(answer.headers)
+        raise error
+    return answer.body
+
+
 def retry_after_header(headers: httpx.Headers) -> float | None:
     """The ``Retry-After`` seconds of an answer, when it names them."""
     value = headers.get("retry-after")
@@ -248,6 +286,7 @@ class ConversationRef:
     last_message_at: float
     buyer_id: str | None = None
     buyer_name: str | None = None
+    buyer_avatar: str | None = None
     raw: dict[str, Any] = field(default_factory=dict)
 
 
@@ -266,11 +305,14 @@ class MarketplaceConnector(PullConnector):
     messages_newest_first: ClassVar[bool] = True
     #: Why a reply with an image is refused (None: the platform takes images, ``send_image``).
     images_refused: ClassVar[str | None] = "this marketplace's chat API does not take images from Postroom"
+    #: The platform's API root when the inbox's ``api_base_url`` setting names none.
+    default_base_url: ClassVar[str]
 
     def __init__(self, config: ConnectorConfig) -> None:
         super().__init__(config)
         settings = config.settings
         self.poll_interval = max(0.0, float(settings.get("poll_interval") or DEFAULT_POLL_INTERVAL))
+        self.base_url = url_setting(settings, "api_base_url", self.default_base_url)
         self.tokens = TokenKeeper(config, self.refresh_tokens)
         self.http = Http(redact_values=self.secret_values)
         #: Ids of image messages sent ahead of a reply's text (not to be stored again).
@@ -314,6 +356,35 @@ class MarketplaceConnector(PullConnector):
         raise PermanentSendError(400, self.images_refused or "images are not supported")
 
     # -- shared ---------------------------------------------------------------------------
+    def buyer_message(self, conversation: ConversationRef, raw: dict[str, Any], *, source_id: str, buyer_id: str,
+                      incoming: bool, text: str | None, attachments: list[InboundAttachment],
+                      order_id: Any = None, product_id: Any = None, metadata: dict[str, Any] | None = None,
+                      automatic: bool = False, subject: str | None = None,
+                      name: str | None = None) -> InboundMessage:
+        """A message of ``conversation`` as the inbox stores it.
+
+        Threaded by the conversation id; the contact (``sender``) is always the buyer
+        (``buyer_id``, named ``name`` or else as the conversation names them, with the
+        conversation's avatar): the message is theirs when ``incoming``, the shop's to
+        them otherwise; sent at ``message_time(raw)``; the order and product it names
+        become the conversation's attributes (``order_attributes``).
+        """
+        return InboundMessage(
+            inbox_id=self.config.inbox_id,
+            source_id=source_id,
+            thread_key=conversation.id,
+            sender=SenderIdentity(source_id=buyer_id, name=conversation.buyer_name if name is None else name,
+                                  avatar_url=conversation.buyer_avatar or None),
+            direction="incoming" if incoming else "outgoing",
+            text=text,
+            attachments=attachments,
+            subject=subject,
+            sent_at=datetime.fromtimestamp(self.message_time(raw), UTC),
+            automatic=automatic,
+            metadata=metadata or {},
+            conversation_attributes=order_attributes(self.channel_type, order_id=order_id, product_id=product_id),
+        )
+
     def secret_values(self) -> list[str]:
         """Every secret this connector holds, for redacting error texts."""
         return self.tokens.secrets() + self.platform_secrets()

@@ -22,6 +22,7 @@ import itertools
 import secrets
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -181,6 +182,21 @@ class MarketplaceSandbox(LoopbackServer):
                 fault.times -= 1
                 return fault
         return None
+
+    def fault_answer(self, path: str, rate: Callable[[], Response],
+                     server: Callable[[], Response]) -> Response | None:
+        """The answer a fault queued for ``path`` gives, None when there is none: ``rate()``
+        with the fault's ``Retry-After`` for a rate limit, else ``server()`` (only the one
+        used is called, so only it records the call)."""
+        fault = self.take_fault(path)
+        if fault is None:
+            return None
+        if fault.kind != "rate":
+            return server()
+        response = rate()
+        if fault.retry_after is not None:
+            response.headers["Retry-After"] = str(fault.retry_after)
+        return response
 
     def record(self, path: str, params: dict[str, Any], status: int, signed: bool) -> None:  # type: ignore[override]
         """Remember a call (tests read :attr:`calls`)."""

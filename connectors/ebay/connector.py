@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import base64
 import time
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 from urllib.parse import quote
 
@@ -47,7 +47,6 @@ from connectors.base import (
     InboundMessage,
     NotConfigured,
     OutboundMessage,
-    SenderIdentity,
 )
 from connectors.base.marketplace import (
     ConversationRef,
@@ -55,9 +54,8 @@ from connectors.base.marketplace import (
     Page,
     PlatformError,
     TokenGrant,
+    answer_body,
     http_kind,
-    order_attributes,
-    retry_after_header,
 )
 from connectors.base.marketplace_media import image_attachment
 from connectors.base.messages import InboundAttachment
@@ -115,6 +113,9 @@ class EbayConnector(MarketplaceConnector):
     """One eBay seller's member-to-member conversations."""
 
     channel_type = "ebay"
+    default_base_url = DEFAULT_BASE_URL
+    images_refused = ("eBay's sendMessage takes images only as messageMedia URLs of images eBay hosts "
+                      "(uploaded with its Media API), which Postroom does not do: attach the image on eBay")
     messages_newest_first = False
 
     def __init__(self, config: ConnectorConfig) -> None:
@@ -126,12 +127,8 @@ class EbayConnector(MarketplaceConnector):
         if not self.seller:
             raise NotConfigured("seller_username is not set")
         self.scope = str(config.settings.get("oauth_scope") or DEFAULT_SCOPE)
-        self.base_url = str(config.settings.get("api_base_url") or DEFAULT_BASE_URL).rstrip("/")
         self.marketplace_id = str(config.settings.get("marketplace_id") or "EBAY-US").strip()
         super().__init__(config)
-
-    images_refused = ("eBay's sendMessage takes images only as messageMedia URLs of images eBay hosts "
-                      "(uploaded with its Media API), which Postroom does not do: attach the image on eBay")
 
     def platform_secrets(self) -> list[str]:
         """The client secret."""
@@ -151,12 +148,7 @@ class EbayConnector(MarketplaceConnector):
         return self._result(answer)
 
     def _result(self, answer: Any) -> Any:
-        error = classify(answer.status, answer.body)
-        if error is not None:
-            if error.kind == "rate":
-                error.retry_after = retry_after_header(answer.headers)
-            raise error
-        return answer.body or {}
+        return answer_body(answer, classify) or {}
 
     async def refresh_tokens(self, refresh_token: str) -> TokenGrant:
         """The OAuth refresh grant; eBay keeps the refresh token."""
@@ -211,18 +203,11 @@ class EbayConnector(MarketplaceConnector):
                 attachments.append(InboundAttachment(file_name=media.get("mediaName"),
                                                      external_url=str(media["mediaUrl"])))
         product = conversation.raw.get("reference_id") if conversation.raw.get("reference_type") == "LISTING" else None
-        return InboundMessage(
-            inbox_id=self.config.inbox_id,
-            source_id=str(raw["messageId"]),
-            thread_key=conversation.id,
-            sender=SenderIdentity(source_id=str(buyer), name=str(buyer)),
-            direction="outgoing" if from_seller else "incoming",
-            text=text or (None if attachments else "[eBay message without text]"),
-            attachments=attachments,
-            subject=raw.get("subject") or conversation.raw.get("title"),
-            sent_at=datetime.fromtimestamp(self.message_time(raw), UTC),
-            conversation_attributes=order_attributes("ebay", product_id=product),
-        )
+        return self.buyer_message(
+            conversation, raw, source_id=str(raw["messageId"]), buyer_id=str(buyer), name=str(buyer),
+            incoming=not from_seller, text=text or (None if attachments else "[eBay message without text]"),
+            attachments=attachments, subject=raw.get("subject") or conversation.raw.get("title"),
+            product_id=product)
 
     # -- return and item-not-received requests (Post-Order API) ----------------------------
     async def fetch(self, cursor: Cursor) -> tuple[list[InboundMessage], Cursor]:

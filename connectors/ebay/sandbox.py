@@ -131,15 +131,9 @@ class EbaySandbox(MarketplaceSandbox):
             return self._post_order_error(path, params, 401, 1001, "Invalid access token", False)
         if not request.headers.get("x-ebay-c-marketplace-id"):
             return self._post_order_error(path, params, 400, 1002, "X-EBAY-C-MARKETPLACE-ID is required", True)
-        fault = self.take_fault(path)
-        if fault is not None:
-            if fault.kind == "rate":
-                response = self._post_order_error(path, params, 429, 2001, "Too many requests", True)
-                if fault.retry_after is not None:
-                    response.headers["Retry-After"] = str(fault.retry_after)
-                return response
-            return self._post_order_error(path, params, 500, 10000, "Internal error", True)
-        return None
+        return self.fault_answer(
+            path, lambda: self._post_order_error(path, params, 429, 2001, "Too many requests", True),
+            lambda: self._post_order_error(path, params, 500, 10000, "Internal error", True))
 
     def _post_order_error(self, path: str, params: dict[str, Any], status: int, code: int, message: str,
                           signed: bool) -> JSONResponse:
@@ -214,15 +208,9 @@ class EbaySandbox(MarketplaceSandbox):
         auth = request.headers.get("authorization", "")
         if not auth.startswith("Bearer ") or self.token_valid(auth[7:]):
             return self._error(path, params, 401, 1001, "Invalid access token", False)
-        fault = self.take_fault(path)
-        if fault is not None:
-            if fault.kind == "rate":
-                response = self._error(path, params, 429, 2001, "Too many requests", True)
-                if fault.retry_after is not None:
-                    response.headers["Retry-After"] = str(fault.retry_after)
-                return response
-            return self._error(path, params, 500, 10000, "There was a problem with an eBay internal system", True)
-        return None
+        return self.fault_answer(
+            path, lambda: self._error(path, params, 429, 2001, "Too many requests", True),
+            lambda: self._error(path, params, 500, 10000, "There was a problem with an eBay internal system", True))
 
     def _error(self, path: str, params: dict[str, Any], status: int, code: int, message: str,
                signed: bool) -> JSONResponse:

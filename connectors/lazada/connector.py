@@ -28,20 +28,19 @@ from __future__ import annotations
 
 import json
 import time
-from datetime import UTC, datetime
 from typing import Any
 
-from connectors.base import ConnectorConfig, InboundMessage, OutboundMessage, SenderIdentity
+from connectors.base import ConnectorConfig, InboundMessage, OutboundMessage
 from connectors.base.marketplace import (
     ConversationRef,
     MarketplaceConnector,
     Page,
     PlatformError,
     TokenGrant,
+    answer_body,
     hmac_sha256_hex,
-    http_kind,
-    order_attributes,
-    retry_after_header,
+    platform_error,
+    url_setting,
 )
 from connectors.base.marketplace_media import image_attachment
 
@@ -72,33 +71,24 @@ def classify(status: int, body: Any) -> PlatformError | None:
     code = str(body.get("code", "") if body else status)
     if status == 200 and code == "0":
         return None
-    text = str(body.get("message") or f"HTTP {status}")
-    if code in EXPIRED:
-        return PlatformError("expired", code, text)
-    if code in RATE or status == 429:
-        return PlatformError("rate", code, text)
-    if code in AUTH:
-        return PlatformError("auth", code, text)
-    if code in TRANSIENT or status >= 500:
-        return PlatformError("transient", code, text)
-    return PlatformError(http_kind(status) if status != 200 else "refused", code, text)
+    return platform_error(code, status, str(body.get("message") or f"HTTP {status}"), expired=code in EXPIRED,
+                          rate=code in RATE, auth=code in AUTH, transient=code in TRANSIENT)
 
 
 class LazadaConnector(MarketplaceConnector):
     """One Lazada seller's buyer chats."""
 
     channel_type = "lazada"
+    default_base_url = DEFAULT_BASE_URL
+    images_refused = ("Lazada's IM API sends an image only as the URL of an image Lazada already hosts "
+                      "(template 3, img_url); Postroom does not upload images to Lazada: send the image "
+                      "in Lazada Seller Center")
 
     def __init__(self, config: ConnectorConfig) -> None:
         self.app_key = config.secret("app_key")
         self.app_secret = config.secret("app_secret")
-        self.base_url = str(config.settings.get("api_base_url") or DEFAULT_BASE_URL).rstrip("/")
-        self.auth_url = str(config.settings.get("auth_base_url") or DEFAULT_AUTH_URL).rstrip("/")
+        self.auth_url = url_setting(config.settings, "auth_base_url", DEFAULT_AUTH_URL)
         super().__init__(config)
-
-    images_refused = ("Lazada's IM API sends an image only as the URL of an image Lazada already hosts "
-                      "(template 3, img_url); Postroom does not upload images to Lazada: send the image "
-                      "in Lazada Seller Center")
 
     def platform_secrets(self) -> list[str]:
         """The app secret."""
@@ -112,13 +102,7 @@ class LazadaConnector(MarketplaceConnector):
             signed["access_token"] = token
         signed["sign"] = sign(self.app_secret, path, signed)
         kwargs = {"params": signed} if method == "GET" else {"data": signed}
-        answer = await self.http.request(method, base + path, **kwargs)
-        error = classify(answer.status, answer.body)
-        if error is not None:
-            if error.kind == "rate":
-                error.retry_after = retry_after_header(answer.headers)
-            raise error
-        return answer.body
+        return answer_body(await self.http.request(method, base + path, **kwargs), classify)
 
     async def refresh_tokens(self, refresh_token: str) -> TokenGrant:
         """``/auth/token/refresh``."""
@@ -139,7 +123,7 @@ class LazadaConnector(MarketplaceConnector):
         items = [
             ConversationRef(id=str(s["session_id"]), last_message_at=int(s.get("last_message_time") or 0) / 1000,
                             buyer_id=str(s.get("buyer_id")) if s.get("buyer_id") is not None else None,
-                            buyer_name=s.get("title"), raw={"head_url": s.get("head_url")})
+                            buyer_name=s.get("title"), buyer_avatar=s.get("head_url"))
             for s in data.get("session_list") or []
         ]
         more = data.get("has_more") and data.get("next_start_time") is not None
@@ -180,22 +164,12 @@ class LazadaConnector(MarketplaceConnector):
         elif not text:
             text = _note(template, content)
         buyer_id = conversation.buyer_id or str(raw.get("from_account_id" if from_buyer else "to_account_id"))
-        return InboundMessage(
-            inbox_id=self.config.inbox_id,
-            source_id=str(raw["message_id"]),
-            thread_key=conversation.id,
-            sender=SenderIdentity(source_id=buyer_id, name=conversation.buyer_name,
-                                  avatar_url=conversation.raw.get("head_url") or None),
-            direction="incoming" if from_buyer else "outgoing",
-            text=text,
-            attachments=attachments,
-            sent_at=datetime.fromtimestamp(self.message_time(raw), UTC),
-            automatic=bool(raw.get("auto_reply")),
+        return self.buyer_message(
+            conversation, raw, source_id=str(raw["message_id"]), buyer_id=buyer_id, incoming=from_buyer,
+            text=text, attachments=attachments, automatic=bool(raw.get("auto_reply")),
             metadata={"lazada_template_id": template},
-            conversation_attributes=order_attributes(
-                "lazada", order_id=content.get("orderId") if template == ORDER else None,
-                product_id=content.get("itemId") if template == ITEM else None),
-        )
+            order_id=content.get("orderId") if template == ORDER else None,
+            product_id=content.get("itemId") if template == ITEM else None)
 
     async def send_reply(self, token: str, message: OutboundMessage) -> str:
         """``/im/message/send`` into the conversation's session."""

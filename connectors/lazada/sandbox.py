@@ -76,16 +76,10 @@ class LazadaSandbox(MarketplaceSandbox):
         if shop and self.token_valid(params.get("access_token")):
             return self._error(path, params, "IllegalAccessToken",
                                "The specified access token is invalid or expired", True)
-        fault = self.take_fault(path)
-        if fault is not None:
-            if fault.kind == "rate":
-                response = self._error(path, params, "ApiCallLimit",
-                                       "The request has exceeded the limit of api calls", True)
-                if fault.retry_after is not None:
-                    response.headers["Retry-After"] = str(fault.retry_after)
-                return response
-            return self._error(path, params, "InternalError", "The request has failed due to an internal error", True)
-        return None
+        limit = "The request has exceeded the limit of api calls"
+        return self.fault_answer(
+            path, lambda: self._error(path, params, "ApiCallLimit", limit, True),
+            lambda: self._error(path, params, "InternalError", "The request has failed due to an internal error", True))
 
     def _error(self, path: str, params: dict[str, Any], code: str, message: str, signed: bool) -> Response:
         self.record(path, params, 429 if code == "ApiCallLimit" else 400, signed)

@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import json
 import time
-from datetime import UTC, datetime
 from typing import Any
 
 from connectors.base import (
@@ -46,7 +45,6 @@ from connectors.base import (
     NotConfigured,
     OutboundMessage,
     PushConnector,
-    SenderIdentity,
     WebhookBatch,
     WebhookRequest,
 )
@@ -56,10 +54,9 @@ from connectors.base.marketplace import (
     Page,
     PlatformError,
     TokenGrant,
+    answer_body,
     hmac_sha256_hex,
-    http_kind,
-    order_attributes,
-    retry_after_header,
+    platform_error,
 )
 from connectors.base.marketplace_media import download_attachments, image_attachment
 from connectors.base.messages import InboundAttachment
@@ -97,15 +94,9 @@ def classify(status: int, body: Any) -> PlatformError | None:
     if status == 200 and not error:
         return None
     text = str(body.get("message") or f"HTTP {status}")
-    if error in EXPIRED or (error == "error_auth" and "expire" in text.lower()):
-        return PlatformError("expired", error, text)
-    if error in RATE or status == 429:
-        return PlatformError("rate", error or status, text)
-    if error in AUTH:
-        return PlatformError("auth", error, text)
-    if error in TRANSIENT or status >= 500:
-        return PlatformError("transient", error or status, text)
-    return PlatformError(http_kind(status) if status != 200 else "refused", error or status, text)
+    expired = error in EXPIRED or (error == "error_auth" and "expire" in text.lower())
+    return platform_error(error or status, status, text, expired=expired, rate=error in RATE, auth=error in AUTH,
+                          transient=error in TRANSIENT)
 
 
 class ShopeeConnector(MarketplaceConnector, PushConnector):
@@ -115,6 +106,7 @@ class ShopeeConnector(MarketplaceConnector, PushConnector):
     images_refused = None
 
     channel_type = "shopee"
+    default_base_url = DEFAULT_BASE_URL
 
     def __init__(self, config: ConnectorConfig) -> None:
         settings = config.settings
@@ -125,7 +117,6 @@ class ShopeeConnector(MarketplaceConnector, PushConnector):
         self.shop_id = str(settings.get("shop_id") or "").strip()
         if not self.partner_id.isdigit() or not self.shop_id.isdigit():
             raise NotConfigured("partner_id and shop_id must be set (numbers)")
-        self.base_url = str(settings.get("api_base_url") or DEFAULT_BASE_URL).rstrip("/")
         super().__init__(config)
 
     def platform_secrets(self) -> list[str]:
@@ -165,13 +156,7 @@ class ShopeeConnector(MarketplaceConnector, PushConnector):
         elif body is not None:
             kwargs["content"] = json.dumps(body, ensure_ascii=False).encode()
             kwargs["headers"] = {"Content-Type": "application/json"}
-        answer = await self.http.request(method, self.base_url + path, **kwargs)
-        error = classify(answer.status, answer.body)
-        if error is not None:
-            if error.kind == "rate":
-                error.retry_after = retry_after_header(answer.headers)
-            raise error
-        return answer.body
+        return answer_body(await self.http.request(method, self.base_url + path, **kwargs), classify)
 
     async def refresh_tokens(self, refresh_token: str) -> TokenGrant:
         """``POST /api/v2/auth/access_token/get`` (a public call: signed without a token)."""
@@ -193,7 +178,7 @@ class ShopeeConnector(MarketplaceConnector, PushConnector):
                 last_message_at=int(c.get("last_message_timestamp") or 0) / 1e9,
                 buyer_id=str(c.get("to_id")) if c.get("to_id") is not None else None,
                 buyer_name=c.get("to_name"),
-                raw={"to_avatar": c.get("to_avatar")},
+                buyer_avatar=c.get("to_avatar"),
             )
             for c in response.get("conversations") or []
         ]
@@ -232,19 +217,10 @@ class ShopeeConnector(MarketplaceConnector, PushConnector):
         elif not text:
             text = _note(kind, content)
         buyer_id = conversation.buyer_id or str(raw.get("to_id") if from_shop else raw.get("from_id"))
-        return InboundMessage(
-            inbox_id=self.config.inbox_id,
-            source_id=str(raw["message_id"]),
-            thread_key=conversation.id,
-            sender=SenderIdentity(source_id=buyer_id, name=conversation.buyer_name,
-                                  avatar_url=conversation.raw.get("to_avatar") or None),
-            direction="outgoing" if from_shop else "incoming",
-            text=text,
-            attachments=attachments,
-            sent_at=datetime.fromtimestamp(self.message_time(raw), UTC),
-            metadata={"shopee_message_type": kind},
-            conversation_attributes=order_attributes("shopee", order_id=order_id, product_id=product_id),
-        )
+        return self.buyer_message(
+            conversation, raw, source_id=str(raw["message_id"]), buyer_id=buyer_id, incoming=not from_shop,
+            text=text, attachments=attachments, metadata={"shopee_message_type": kind},
+            order_id=order_id, product_id=product_id)
 
     async def send_reply(self, token: str, message: OutboundMessage) -> str:
         """``send_message`` to the buyer (``to_id`` is the buyer's user id)."""

@@ -96,16 +96,10 @@ class ShopeeSandbox(MarketplaceSandbox):
             problem = self.token_valid(token)
             if problem:
                 return self._error(path, params, 403, "invalid_acceess_token", "Invalid access_token.", True)
-        fault = self.take_fault(path)
-        if fault is not None:
-            if fault.kind == "rate":
-                response = self._error(path, params, 429, "error_too_many_request",
-                                       "Too many requests, please try later.", True)
-                if fault.retry_after is not None:
-                    response.headers["Retry-After"] = str(fault.retry_after)
-                return response
-            return self._error(path, params, 500, "error_server", "Something wrong. Please try later.", True)
-        return None
+        busy = "Too many requests, please try later."
+        return self.fault_answer(
+            path, lambda: self._error(path, params, 429, "error_too_many_request", busy, True),
+            lambda: self._error(path, params, 500, "error_server", "Something wrong. Please try later.", True))
 
     def _error(self, path: str, params: dict[str, Any], status: int, error: str, message: str,
                signed: bool) -> JSONResponse:

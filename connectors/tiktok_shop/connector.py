@@ -28,21 +28,20 @@ from __future__ import annotations
 
 import json
 import time
-from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
-from connectors.base import ConnectorConfig, InboundMessage, NotConfigured, OutboundMessage, SenderIdentity
+from connectors.base import ConnectorConfig, InboundMessage, NotConfigured, OutboundMessage
 from connectors.base.marketplace import (
     ConversationRef,
     MarketplaceConnector,
     Page,
     PlatformError,
     TokenGrant,
+    answer_body,
     hmac_sha256_hex,
-    http_kind,
-    order_attributes,
-    retry_after_header,
+    platform_error,
+    url_setting,
 )
 from connectors.base.marketplace_media import image_attachment
 
@@ -76,22 +75,18 @@ def classify(status: int, body: Any) -> PlatformError | None:
         code = -1
     if status == 200 and code == 0:
         return None
-    text = str(body.get("message") or f"HTTP {status}")
-    if code in EXPIRED:
-        return PlatformError("expired", code, text)
-    if code in RATE or status == 429:
-        return PlatformError("rate", code, text)
-    if code in AUTH or status == 401:
-        return PlatformError("auth", code, text)
-    if status >= 500 or 36009000 <= code < 36010000:
-        return PlatformError("transient", code, text)
-    return PlatformError(http_kind(status) if status != 200 else "refused", code, text)
+    return platform_error(code, status, str(body.get("message") or f"HTTP {status}"), expired=code in EXPIRED,
+                          rate=code in RATE, auth=code in AUTH or status == 401,
+                          transient=36009000 <= code < 36010000)
 
 
 class TikTokShopConnector(MarketplaceConnector):
     """One TikTok Shop's customer service conversations."""
 
     channel_type = "tiktok_shop"
+    default_base_url = DEFAULT_BASE_URL
+    images_refused = ("images are not sent to TikTok Shop from Postroom (the customer-service image upload "
+                      "was not confirmed on TikTok's pages): send the image in TikTok Shop Seller Center")
 
     def __init__(self, config: ConnectorConfig) -> None:
         self.app_key = config.secret("app_key")
@@ -99,12 +94,8 @@ class TikTokShopConnector(MarketplaceConnector):
         self.shop_cipher = str(config.settings.get("shop_cipher") or "").strip()
         if not self.shop_cipher:
             raise NotConfigured("shop_cipher is not set")
-        self.base_url = str(config.settings.get("api_base_url") or DEFAULT_BASE_URL).rstrip("/")
-        self.auth_url = str(config.settings.get("auth_base_url") or DEFAULT_AUTH_URL).rstrip("/")
+        self.auth_url = url_setting(config.settings, "auth_base_url", DEFAULT_AUTH_URL)
         super().__init__(config)
-
-    images_refused = ("images are not sent to TikTok Shop from Postroom (the customer-service image upload "
-                      "was not confirmed on TikTok's pages): send the image in TikTok Shop Seller Center")
 
     def platform_secrets(self) -> list[str]:
         """The app secret."""
@@ -122,12 +113,7 @@ class TikTokShopConnector(MarketplaceConnector):
         return self._result(answer)
 
     def _result(self, answer: Any) -> Any:
-        error = classify(answer.status, answer.body)
-        if error is not None:
-            if error.kind == "rate":
-                error.retry_after = retry_after_header(answer.headers)
-            raise error
-        return answer.body.get("data") or {}
+        return answer_body(answer, classify).get("data") or {}
 
     async def refresh_tokens(self, refresh_token: str) -> TokenGrant:
         """``GET /api/v2/token/refresh`` on the auth host."""
@@ -153,7 +139,7 @@ class TikTokShopConnector(MarketplaceConnector):
             items.append(ConversationRef(
                 id=str(c["id"]), last_message_at=float(latest.get("create_time") or c.get("create_time") or 0),
                 buyer_id=str(buyer.get("user_id") or buyer.get("im_user_id") or "") or None,
-                buyer_name=buyer.get("nickname"), raw={"avatar": buyer.get("avatar")}))
+                buyer_name=buyer.get("nickname"), buyer_avatar=buyer.get("avatar")))
         return Page(items, data.get("next_page_token") or None)
 
     async def messages_page(self, token: str, conversation: ConversationRef, page: Any) -> Page:
@@ -188,22 +174,12 @@ class TikTokShopConnector(MarketplaceConnector):
         elif not text:
             text = _note(kind, content)
         buyer_id = conversation.buyer_id or str(sender.get("im_user_id") or "unknown")
-        return InboundMessage(
-            inbox_id=self.config.inbox_id,
-            source_id=str(raw["id"]),
-            thread_key=conversation.id,
-            sender=SenderIdentity(source_id=buyer_id, name=conversation.buyer_name,
-                                  avatar_url=conversation.raw.get("avatar") or None),
-            direction="incoming" if role in BUYER_ROLES else "outgoing",
-            text=text,
-            attachments=attachments,
-            sent_at=datetime.fromtimestamp(self.message_time(raw), UTC),
-            automatic=role in AUTOMATIC_ROLES,
+        return self.buyer_message(
+            conversation, raw, source_id=str(raw["id"]), buyer_id=buyer_id, incoming=role in BUYER_ROLES,
+            text=text, attachments=attachments, automatic=role in AUTOMATIC_ROLES,
             metadata={"tiktok_message_type": kind, "tiktok_sender_role": role},
-            conversation_attributes=order_attributes(
-                "tiktok_shop", order_id=content.get("order_id") if kind == "ORDER_CARD" else None,
-                product_id=content.get("product_id") if kind == "PRODUCT_CARD" else None),
-        )
+            order_id=content.get("order_id") if kind == "ORDER_CARD" else None,
+            product_id=content.get("product_id") if kind == "PRODUCT_CARD" else None)
 
     async def send_reply(self, token: str, message: OutboundMessage) -> str:
         """*Send Message* into the conversation."""

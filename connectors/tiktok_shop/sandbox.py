@@ -74,15 +74,9 @@ class TikTokShopSandbox(MarketplaceSandbox):
             return params, body, self._error(name, params, 401, 105002, "Expired credentials", True)
         if problem:
             return params, body, self._error(name, params, 401, 105001, "Invalid credentials", True)
-        fault = self.take_fault(name)
-        if fault is not None:
-            if fault.kind == "rate":
-                response = self._error(name, params, 429, 36009004, "Too many requests", True)
-                if fault.retry_after is not None:
-                    response.headers["Retry-After"] = str(fault.retry_after)
-                return params, body, response
-            return params, body, self._error(name, params, 500, 36009003, "Internal error", True)
-        return params, body, None
+        return params, body, self.fault_answer(
+            name, lambda: self._error(name, params, 429, 36009004, "Too many requests", True),
+            lambda: self._error(name, params, 500, 36009003, "Internal error", True))
 
     def _error(self, name: str, params: dict[str, Any], status: int, code: int, message: str,
                signed: bool) -> JSONResponse:
