@@ -46,11 +46,14 @@ processes to go quiet (and for bench/ingest.py or bench/list.py to finish, with
 ``--wait-for-others``), and a step during which they used more than ``--foreign-max``
 % of a core is measured again (``--retry-contended`` times).
 
-What-ifs (measurement only, no app change): ``--server-ws websockets-sansio`` runs the same
-app under uvicorn's sans-I/O websocket implementation instead of ``app.cli serve``'s
-``ws="websockets"``; with that, ``FANOUT_GC_STATS=1`` logs the server's garbage-collection
-pauses and ``FANOUT_GC_FREEZE_AFTER=<s>`` calls ``gc.freeze()`` that long after start-up
-(use ``--server-ws websockets`` for the shipped implementation; ``--keep`` keeps the logs).
+What-ifs (measurement only, no app change): ``--server-ws websockets`` (or ``wsproto``,
+``websockets-sansio``) runs the same app under that uvicorn websocket implementation, with
+uvicorn's defaults (permessage-deflate accepted), instead of ``app.cli serve``; frames then
+take ``send_text``, not the hub's direct writes (docs/realtime.md), except under
+``websockets-sansio`` with ``--no-compression``. With ``--server-ws``,
+``FANOUT_GC_STATS=1`` logs the server's garbage-collection pauses and
+``FANOUT_GC_FREEZE_AFTER=<s>`` calls ``gc.freeze()`` that long after start-up (``--keep``
+keeps the logs).
 
 Every process started here is stopped on exit (and gets SIGTERM if this one dies);
 ``--max-minutes`` bounds the whole run. Loopback only. Figures go to stdout and
@@ -1278,7 +1281,7 @@ def main() -> int:
     parser.add_argument("--notify-only", action="store_true", help="scenario 2: only the write cost of the publish")
     parser.add_argument("--server-ws", default="cli",
                         help="what-if: run the app under uvicorn with this ws implementation (websockets, "
-                        "websockets-sansio, wsproto) instead of `app.cli serve` (which uses ws=websockets)")
+                        "websockets-sansio, wsproto) instead of `app.cli serve` (which uses ws=websockets-sansio)")
     parser.add_argument("--foreign-max", type=float, default=15.0,
                         help="%% of a core other people's processes may use during a step before it counts as contended")
     parser.add_argument("--quiet-wait", type=float, default=60.0, help="seconds to wait for quiet before each step")

@@ -14,7 +14,7 @@ from websockets.exceptions import ConnectionClosed
 
 from app.db import Database
 from app.realtime.broker import Broker
-from app.realtime.hub import Hub, Subscriber
+from app.realtime.hub import Hub, Subscriber, outgoing
 from app.tickets.ingest import ingest_messages
 from connectors.base import InboundMessage, SenderIdentity
 from tests.conftest import TEST_DATABASE
@@ -196,6 +196,65 @@ async def test_a_slow_subscriber_is_cut_off_not_the_others(runtime, tenants):
     finally:
         await hub.stop()
         await hub.db.dispose()
+
+
+class FakeWriter:
+    """Stands in for a socket: accepts frames unless paused."""
+
+    def __init__(self) -> None:
+        self.paused = False
+        self.written: list[bytes] = []
+
+    def write(self, frame: bytes) -> bool:
+        if self.paused:
+            return False
+        self.written.append(frame)
+        return True
+
+
+async def test_frames_written_directly_never_overtake_queued_ones():
+    subscriber = Subscriber(1, 1, True, frozenset(), queue_size=3)
+    writer = subscriber.writer = FakeWriter()  # type: ignore[assignment]
+    frames = [outgoing(seq, "message.created", {"n": seq}) for seq in range(1, 8)]
+    subscriber.deliver(frames[0])
+    writer.paused = True
+    subscriber.deliver(frames[1])  # the socket is paused: queued
+    writer.paused = False
+    subscriber.deliver(frames[2])  # behind a queued frame: queued too
+    assert writer.written == [frames[0].wire]
+    assert [subscriber.queue.get_nowait(), subscriber.queue.get_nowait()] == [frames[1].text, frames[2].text]
+    subscriber.sending = True  # the connection's task still holds a frame
+    subscriber.deliver(frames[3])
+    assert subscriber.queue.get_nowait() == frames[3].text
+    subscriber.sending = False
+    writer.paused = True
+    for frame in frames[3:]:  # a client that stays paused fills its queue and is told to go
+        subscriber.deliver(frame)
+    assert subscriber.overflowed.is_set()
+
+
+async def test_live_frames_go_straight_to_the_socket_under_postroom_serve(live_server, tenants, runtime):
+    tenant = await tenants.new()
+    inbox_id = await tenant.inbox("api")
+    await seed_conversation(runtime, inbox_id)
+    number = await display_id(live_server, tenant)
+    async with httpx.AsyncClient(base_url=live_server, headers=tenant.headers) as http:
+        before = direct_writes((await http.get("/metrics")).text)
+        async with stream(ws_base(live_server), tenant) as ws:
+            # The stream's own presence frame: it is registered, live frames may go direct.
+            await frames_until(ws, lambda fs: any(f["event"] == "presence.update" for f in fs))
+            for i in range(3):
+                await http.post(tenant.path(f"/conversations/{number}/messages"), json={"content": f"direct {i}"})
+            frames = await frames_until(ws, lambda fs: len(created(fs, "direct")) == 3)
+        after = direct_writes((await http.get("/metrics")).text)
+    assert [f["data"]["content"] for f in created(frames, "direct")] == [f"direct {i}" for i in range(3)]
+    # Fails if uvicorn's protocol object changed and every frame took the send_text path.
+    assert after - before >= 3
+
+
+def direct_writes(metrics_text: str) -> float:
+    return next(float(line.split()[-1]) for line in metrics_text.splitlines()
+                if line.startswith("postroom_stream_direct_writes_total "))
 
 
 needs_postgresql = pytest.mark.skipif(

@@ -5,6 +5,12 @@ regardless) and offers each event, encoded once, to the bounded queue of every
 subscriber allowed to see it. A subscriber that falls ``queue_size`` frames behind is
 told to go (the endpoint closes it with 4008) and resumes with ``since``.
 
+Direct writes: a subscriber whose endpoint set a :class:`~app.realtime.wire.DirectWriter`
+gets the frame written to its socket by the hub itself, with no task wake-up, as long as
+nothing of it is waiting in its queue or being sent by its task and its transport is not
+paused; otherwise the frame goes to the queue, so frames stay in order and a slow
+client still fills its queue and is closed.
+
 Resume without gaps: :meth:`Hub.register` returns the last seq the hub has dispatched
 (the *seam*). The new subscriber receives every event after the seam through its
 queue; the endpoint replays ``since < seq <= seam`` from the database first. Both the
@@ -20,7 +26,7 @@ import logging
 import time
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import delete, func, select
 
@@ -29,6 +35,7 @@ from app.events.log import LAST_SEQ, WAKE_TOPICS
 from app.models import Event, utcnow
 from app.realtime import metrics
 from app.realtime.broker import Broker
+from app.realtime.wire import DirectWriter, encode_text
 
 log = logging.getLogger("postroom.realtime")
 
@@ -38,6 +45,19 @@ READ_BATCH = 500
 def encode_frame(seq: int | None, event: str, data: dict[str, Any]) -> str:
     """The wire form of one event: ``{"seq": n, "event": "…", "data": {…}}``."""
     return json.dumps({"seq": seq, "event": event, "data": data}, ensure_ascii=False, separators=(",", ":"))
+
+
+class Outgoing(NamedTuple):
+    """One frame for many subscribers: its text, and its websocket frame bytes, encoded once."""
+
+    text: str
+    wire: bytes
+
+
+def outgoing(seq: int | None, event: str, data: dict[str, Any]) -> Outgoing:
+    """Encode an event for every subscriber at once."""
+    text = encode_frame(seq, event, data)
+    return Outgoing(text, encode_text(text))
 
 
 @dataclass(eq=False)
@@ -51,6 +71,10 @@ class Subscriber:
     queue_size: int
     queue: asyncio.Queue[str] = field(init=False)
     overflowed: asyncio.Event = field(default_factory=asyncio.Event)
+    #: Set by the endpoint once it may receive live frames directly (after its replay).
+    writer: DirectWriter | None = field(default=None, init=False)
+    #: True while the endpoint's task holds a frame from the queue it has not sent yet.
+    sending: bool = field(default=False, init=False)
 
     def __post_init__(self) -> None:
         self.queue = asyncio.Queue(self.queue_size)
@@ -69,6 +93,15 @@ class Subscriber:
             self.queue.put_nowait(frame)
         except asyncio.QueueFull:
             self.overflowed.set()
+
+    def deliver(self, frame: Outgoing) -> bool:
+        """Write the frame to the socket now if nothing of this subscriber waits before it, else
+        queue it; True when written."""
+        writer = self.writer
+        if writer is not None and not self.sending and self.queue.empty() and writer.write(frame.wire):
+            return True
+        self.offer(frame.text)
+        return False
 
 
 class Hub:
@@ -177,10 +210,10 @@ class Hub:
 
     def dispatch_ephemeral(self, account_id: int, inbox_id: int | None, event: str, data: dict[str, Any]) -> None:
         """Offer an ephemeral frame (seq null) to the subscribers that may see it."""
-        frame = encode_frame(None, event, data)
+        frame = outgoing(None, event, data)
         for subscriber in list(self._subscribers.get(account_id, ())):
             if subscriber.may_see(account_id, inbox_id):
-                subscriber.offer(frame)
+                subscriber.deliver(frame)
 
     # -- following the log -----------------------------------------------------------
     async def _follow(self) -> None:
@@ -214,13 +247,14 @@ class Hub:
         for seq, account_id, inbox_id, event_type, payload, created_at in rows:
             group = self._subscribers.get(account_id)
             if group:
-                frame = encode_frame(seq, event_type, payload)
-                delivered = 0
+                frame = outgoing(seq, event_type, payload)
+                delivered = written = 0
                 for subscriber in list(group):
                     if subscriber.may_see(account_id, inbox_id):
-                        subscriber.offer(frame)
+                        written += subscriber.deliver(frame)
                         delivered += 1
                 metrics.DELIVERIES.inc(delivered)
+                metrics.DIRECT_WRITES.inc(written)
             metrics.EVENTS.inc()
             metrics.LAG.observe(max(0.0, now - created_at.timestamp()))
             self.last_dispatched = seq

@@ -8,7 +8,10 @@ REGISTRY = CollectorRegistry()
 
 CONNECTED = Gauge("postroom_stream_connections", "Open agent stream connections", registry=REGISTRY)
 EVENTS = Counter("postroom_stream_events_total", "Events read from the log and dispatched", registry=REGISTRY)
-DELIVERIES = Counter("postroom_stream_deliveries_total", "Frames queued to connections", registry=REGISTRY)
+DELIVERIES = Counter("postroom_stream_deliveries_total", "Log events handed to connections", registry=REGISTRY)
+DIRECT_WRITES = Counter(
+    "postroom_stream_direct_writes_total", "Of those, written straight to the socket (not queued)", registry=REGISTRY
+)
 SLOW_CLOSED = Counter("postroom_stream_slow_closed_total", "Connections closed for falling behind", registry=REGISTRY)
 QUEUE_DEPTH_MAX = Gauge("postroom_stream_queue_depth_max", "Deepest send queue right now", registry=REGISTRY)
 QUEUE_DEPTH_SUM = Gauge("postroom_stream_queue_depth_sum", "Frames waiting in all send queues", registry=REGISTRY)

@@ -28,6 +28,7 @@ from app.auth.tickets import TICKET_SECONDS, issue_ticket, read_ticket
 from app.models import Conversation, Event, User
 from app.realtime import metrics
 from app.realtime.hub import Hub, Subscriber, encode_frame
+from app.realtime.wire import direct_writer
 from app.tickets.conversations import member_inbox_ids
 
 router = APIRouter(tags=["realtime"])
@@ -98,6 +99,8 @@ async def stream(websocket: WebSocket, account_id: int) -> None:
         since = _since(websocket)
         if since is not None:
             await _replay(websocket, hub, subscriber, since, seam)
+        # From here on the hub may write live frames itself (app/realtime/wire.py).
+        subscriber.writer = direct_writer(websocket)
         await hub.presence.heartbeat(account_id, user.id)
         tasks = [
             asyncio.create_task(_pump(websocket, subscriber)),
@@ -156,9 +159,13 @@ async def _replay(websocket: WebSocket, hub: Hub, subscriber: Subscriber, since:
 
 
 async def _pump(websocket: WebSocket, subscriber: Subscriber) -> None:
+    """Send what the hub queued (it queues only while the socket is backlogged or paused)."""
     while True:
         frame = await subscriber.queue.get()
+        # Until this frame is out, the hub must not write a later one directly.
+        subscriber.sending = True
         await websocket.send_text(frame)
+        subscriber.sending = False
 
 
 async def _listen(websocket: WebSocket, hub: Hub, subscriber: Subscriber, idle_timeout: float) -> None:
