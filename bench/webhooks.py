@@ -31,10 +31,11 @@ Per run, on a fresh database (PostgreSQL: dropped and re-created; SQLite: a new 
 
 Figures per run: deliveries/s (measured deliveries / (last receipt - first commit)),
 commit-to-receipt p50/p99/max (receipt by the receiver's clock minus commit by the
-producer's: the same machine clock), the producer's achieved rate, CPU seconds of the
-server, the receiver, this process and PostgreSQL. Checks: every measured message has
-exactly one delivery row, is ``delivered`` after one attempt, reaches the receiver
-exactly once (counts by ``webhook-id``), and every sampled signature verifies.
+producer's: the same machine clock), the producer's achieved rate, the server's CPU time per
+delivery, CPU seconds of the server, the receiver, this process and PostgreSQL. Checks:
+every measured message has exactly one delivery row, is ``delivered`` after one attempt,
+reaches the receiver exactly once (counts by ``webhook-id``), and every sampled signature
+verifies.
 The median of ``--runs`` runs is reported. Target: >= 500 deliveries/s, p99 <= 200 ms.
 
 The machine's cores are shared by the producer, the worker, the receiver and the
@@ -544,6 +545,7 @@ def analyse(args: argparse.Namespace, kind: str, wake: str, run: int, rows: list
         "write_p50_ms": round(median(producer.write_seconds) * 1000, 1),
         "attempts_rows": attempts, "requests": report["requests"], "signatures_verified": report["verified"],
         "cpu_seconds": {k: round(v, 1) for k, v in cpu.items()}, "wall_seconds": round(wall, 1),
+        "server_cpu_ms": round(cpu["server"] * 1000 / len(latencies), 2) if latencies else float("nan"),
         "machine_busy": round(busy, 2), "problems": problems,
         # Busy CPU time of the machine that none of this run's processes used (other
         # people's work, the kernel): when it is large, the figures are disturbed.
@@ -570,14 +572,15 @@ def show(r: dict[str, Any]) -> str:
         return (f"{r['db']:<10} drain run {r['run']}: {r['delivered']:,} queued deliveries drained at "
                 f"{r['deliveries_per_s']:7.1f} deliveries/s from the worker's start (first after "
                 f"{r['first_receipt_s']} s); CPU s over {r['wall_seconds']} s: server {cpu['server']}, receiver "
-                f"{cpu['receiver']}, postgres {cpu['postgres']}; machine busy {r['machine_busy']:.0%}"
+                f"{cpu['receiver']}, postgres {cpu['postgres']}; server CPU per delivery {r['server_cpu_ms']:.2f} ms; "
+                f"machine busy {r['machine_busy']:.0%}"
                 + (f"; PROBLEMS: {r['problems']}" if r["problems"] else ""))
     return (f"{r['db']:<10} wake={r['wake']:<10} run {r['run']}: {r['deliveries_per_s']:7.1f} deliveries/s "
             f"(producer {r['produced_per_s']:.0f}/s), commit-to-receipt p50 {r['p50_ms']:6.1f} ms, "
             f"p99 {r['p99_ms']:6.1f} ms, max {r['max_ms']:6.1f} ms; write p50 {r['write_p50_ms']} ms; "
             f"CPU s over {r['wall_seconds']} s: server {cpu['server']}, receiver {cpu['receiver']}, "
             f"bench {cpu['bench']}, postgres {cpu['postgres']}, other {r['other_cpu_seconds']}; "
-            f"machine busy {r['machine_busy']:.0%}"
+            f"server CPU per delivery {r['server_cpu_ms']:.2f} ms; machine busy {r['machine_busy']:.0%}"
             + (f"; PROBLEMS: {r['problems']}" if r["problems"] else "")
             + (f"\n           p99 per 5 s: {r['p99_by_5s']}" if r["p99_ms"] > TARGET_P99_MS else ""))
 
@@ -611,7 +614,8 @@ async def main(args: argparse.Namespace) -> int:
                 mine.append(r)
                 results.append(r)
             if mine:
-                med = {key: median([r[key] for r in mine]) for key in ("deliveries_per_s", "p50_ms", "p99_ms", "max_ms")}
+                med = {key: median([r[key] for r in mine])
+                       for key in ("deliveries_per_s", "p50_ms", "p99_ms", "max_ms", "server_cpu_ms")}
                 ok = med["deliveries_per_s"] >= TARGET_RATE and med["p99_ms"] <= TARGET_P99_MS and not any(
                     r["problems"] for r in mine)
                 summary[kind] = {**med, "runs": len(mine), "target_met": ok}
@@ -620,7 +624,8 @@ async def main(args: argparse.Namespace) -> int:
                           + ("" if not any(r["problems"] for r in mine) else "  (with PROBLEMS, see above)"))
                     continue
                 print(f"==> {kind} (wake={mine[0]['wake']}), median of {len(mine)}: {med['deliveries_per_s']:.0f} "
-                      f"deliveries/s, p50 {med['p50_ms']:.1f} ms, p99 {med['p99_ms']:.1f} ms (max {med['max_ms']:.1f} ms)"
+                      f"deliveries/s, p50 {med['p50_ms']:.1f} ms, p99 {med['p99_ms']:.1f} ms (max {med['max_ms']:.1f} ms), "
+                      f"server CPU {med['server_cpu_ms']:.2f} ms per delivery"
                       f"  target >= {TARGET_RATE:.0f}/s and p99 <= {TARGET_P99_MS:.0f} ms: {'met' if ok else 'MISSED'}")
     if not args.no_save:
         path = save_results("webhooks", {"machine": info, "args": vars(args), "runs": results, "summary": summary})

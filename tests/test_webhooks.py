@@ -205,7 +205,8 @@ async def test_bot_tokens_reach_only_conversation_endpoints(client, tenants):
 async def test_private_addresses_are_refused_unless_allowed():
     from app.webhooks.safety import UnsafeURL, resolve_target
 
-    for url in ("http://127.0.0.1/x", "http://10.0.0.8/x", "http://169.254.169.254/latest", "http://[::1]/x"):
+    for url in ("http://127.0.0.1/x", "http://10.0.0.8/x", "http://169.254.169.254/latest", "http://[::1]/x",
+                "http://localhost/x", "http://[::ffff:10.0.0.1]/x"):
         with pytest.raises(UnsafeURL):
             await resolve_target(url, allow_private=False)
     target = await resolve_target("http://127.0.0.1:8080/x?a=1", allow_private=True)
@@ -276,3 +277,85 @@ async def test_hmac_identity_is_enforced_when_mandatory(client, tenants):
     assert bad.status_code == 401
     good_hash = hmac_lib.new(b"tok", b"user-9", hashlib.sha256).hexdigest()
     assert (await client.post(url, json={"identifier": "user-9", "identifier_hash": good_hash})).status_code == 200
+
+
+class RawReceiver:
+    """An in-process HTTP/1.1 server answering by path, noting every request it gets."""
+
+    ANSWERS = {
+        "/ok": b"HTTP/1.1 200 OK\r\ncontent-length: 11\r\n\r\n{\"ok\":true}",
+        "/moved": b"HTTP/1.1 302 Found\r\nlocation: /ok\r\ncontent-length: 0\r\n\r\n",
+        "/busy": b"HTTP/1.1 429 Too Many Requests\r\nretry-after: 120\r\ncontent-length: 4\r\n\r\nslow",
+        "/down": b"HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\n\r\n",
+        "/gone": b"HTTP/1.1 410 Gone\r\ncontent-length: 0\r\n\r\n",
+    }
+
+    def __init__(self) -> None:
+        self.requests: list[tuple[str, dict[str, str], bytes]] = []
+
+    async def __aenter__(self) -> RawReceiver:
+        self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        self.port = self.server.sockets[0].getsockname()[1]
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.server.close()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while head := await reader.readuntil(b"\r\n\r\n"):
+                request_line, *lines = head.decode("latin-1").strip().split("\r\n")
+                headers = {k.lower(): v.strip() for k, _, v in (line.partition(":") for line in lines)}
+                body = await reader.readexactly(int(headers.get("content-length", 0)))
+                path = request_line.split(" ")[1]
+                self.requests.append((path, headers, body))
+                if path == "/endless":  # an answer that never ends
+                    writer.write(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n")
+                    while True:
+                        writer.write(b"4000\r\n" + b"x" * 0x4000 + b"\r\n")
+                        await writer.drain()
+                writer.write(self.ANSWERS[path.split("?")[0]])
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+
+async def test_the_sender_connects_to_the_checked_address_and_never_follows_redirects():
+    from app.webhooks.sender import EXCERPT_BYTES, Sender
+
+    sender = Sender(timeout_seconds=5, allow_private=True)
+    signed = signing.sign_headers([signing.new_secret()], "msg_1", b'{"a":1}')
+    try:
+        async with RawReceiver() as receiver:
+            base = f"http://localhost:{receiver.port}"
+            ok = await sender.send(f"{base}/ok?x=1", b'{"a":1}', signed)
+            assert ok.delivered and ok.status_code == 200 and ok.excerpt == '{"ok":true}'
+            path, headers, body = receiver.requests[0]
+            assert (path, body) == ("/ok?x=1", b'{"a":1}')
+            assert headers["host"] == f"localhost:{receiver.port}"  # the URL's host, not the address
+            assert headers["content-type"] == "application/json"
+            assert headers["webhook-signature"] == signed["webhook-signature"]
+
+            moved = await sender.send(f"{base}/moved", b"{}", signed)
+            assert (moved.delivered, moved.retry, moved.error) == (False, False, "redirects are not followed")
+            busy = await sender.send(f"{base}/busy", b"{}", signed)
+            assert (busy.retry, busy.retry_after, busy.excerpt) == (True, 120.0, "slow")
+            assert (await sender.send(f"{base}/down", b"{}", signed)).retry
+            gone = await sender.send(f"{base}/gone", b"{}", signed)
+            assert (gone.delivered, gone.retry, gone.error) == (False, False, "HTTP 410")
+            assert [p for p, _, _ in receiver.requests] == ["/ok?x=1", "/moved", "/busy", "/down", "/gone"]
+
+            started = time.monotonic()
+            endless = await sender.send(f"{base}/endless", b"{}", signed)
+            assert endless.delivered and len(endless.excerpt) == EXCERPT_BYTES
+            assert time.monotonic() - started < 4  # read up to the cap, not until the timeout
+            count = len(receiver.requests)
+        refused = await Sender(timeout_seconds=5, allow_private=False).send(f"{base}/ok", b"{}", signed)
+        assert not refused.delivered and not refused.retry and refused.error.startswith("refused")
+        assert len(receiver.requests) == count
+        down = await sender.send(f"http://127.0.0.1:{free_port()}/hook", b"{}", signed)
+        assert (down.delivered, down.retry, down.status_code) == (False, True, None) and down.error
+    finally:
+        await sender.close()

@@ -9,9 +9,10 @@ delivery twice and a crash in between creates none.
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
-from sqlalchemy import Row, insert, select
+from sqlalchemy import Row, Select, bindparam, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db import Database
@@ -23,12 +24,22 @@ BATCH = 500
 #: What fan-out reads of an event (rows, not ORM objects: cheaper to load).
 EVENT_COLUMNS = (Event.seq, Event.account_id, Event.inbox_id, Event.conversation_id, Event.event_type,
                  Event.payload, Event.created_at)
+# Statements are built once (a pass runs for every wake-up; building them cost more than running them).
+_EVENTS = select(*EVENT_COLUMNS).where(Event.seq > bindparam("after")).order_by(Event.seq).limit(BATCH)
+_WEBHOOKS = select(Webhook).where(Webhook.account_id.in_(bindparam("accounts", expanding=True)),
+                                  Webhook.active.is_(True))
+_ACCOUNT_NAMES = select(Account.id, Account.name).where(Account.id.in_(bindparam("accounts", expanding=True)))
+_INSERT = insert(WebhookDelivery.__table__)
+
+
+@functools.cache
+def _cursor_query(dialect: str) -> Select[tuple[DispatchCursor]]:
+    query = select(DispatchCursor).where(DispatchCursor.name == CURSOR)
+    return query.with_for_update() if dialect == "postgresql" else query
 
 
 async def _locked_cursor(session: AsyncSession) -> DispatchCursor:
-    query = select(DispatchCursor).where(DispatchCursor.name == CURSOR)
-    if session.bind.dialect.name == "postgresql":
-        query = query.with_for_update()
+    query = _cursor_query(session.bind.dialect.name)
     cursor = await session.scalar(query)
     if cursor is None:  # the first pass ever (or a race with another process's first pass)
         await session.execute(_insert_ignore(session))
@@ -58,28 +69,23 @@ async def fan_out_in(session: AsyncSession) -> int:
     """:func:`fan_out` inside the caller's write transaction (the webhook worker claims in
     the same one); the cursor stays locked until that transaction ends."""
     cursor = await _locked_cursor(session)
-    events = list((await session.execute(
-        select(*EVENT_COLUMNS).where(Event.seq > cursor.last_seq).order_by(Event.seq).limit(BATCH)
-    )).all())
+    events = list((await session.execute(_EVENTS, {"after": cursor.last_seq})).all())
     if not events:
         return 0
     accounts = {e.account_id for e in events}
-    webhooks = list(await session.scalars(
-        select(Webhook).where(Webhook.account_id.in_(accounts), Webhook.active.is_(True))
-    ))
+    webhooks = list(await session.scalars(_WEBHOOKS, {"accounts": list(accounts)}))
     rows: list[dict[str, Any]] = []
     if webhooks:
         rows = await _deliveries(session, events, webhooks)
     if rows:
-        await session.execute(insert(WebhookDelivery), rows)
+        await session.execute(_INSERT, rows)
     cursor.last_seq = events[-1].seq
     return len(events)
 
 
 async def _deliveries(session: AsyncSession, events: list[Row[Any]], webhooks: list[Webhook]) -> list[dict[str, Any]]:
     account_names = dict((await session.execute(
-        select(Account.id, Account.name).where(Account.id.in_({w.account_id for w in webhooks}))
-    )).all())
+        _ACCOUNT_NAMES, {"accounts": list({w.account_id for w in webhooks})})).all())
     bot_ids = {w.agent_bot_id for w in webhooks if w.agent_bot_id}
     bots: dict[int, AgentBot] = {}
     bot_inboxes: dict[int, set[int]] = {}

@@ -55,10 +55,14 @@ async def resolve_target(url: str, *, allow_private: bool) -> Target:
         raise UnsafeURL("not an http(s) URL")
     port = parts.port or (443 if parts.scheme == "https" else 80)
     try:
-        infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except socket.gaierror as exc:
-        raise UnsafeURL(f"cannot resolve {host}: {exc}") from exc
-    addresses = [info[4][0] for info in infos]
+        # An address literal needs no lookup (and no trip to the resolver's thread pool).
+        addresses = [str(ipaddress.ip_address(host))]
+    except ValueError:
+        try:
+            infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        except socket.gaierror as exc:
+            raise UnsafeURL(f"cannot resolve {host}: {exc}") from exc
+        addresses = [info[4][0] for info in infos]
     if not addresses:
         raise UnsafeURL(f"{host} has no address")
     if not allow_private:

@@ -3,27 +3,28 @@
 A pass claims due deliveries whose conversation has no earlier delivery still pending
 (so one conversation's events arrive in order, even across retries), leases them for a
 minute (``FOR UPDATE SKIP LOCKED`` on PostgreSQL, so several processes share the work
-and none sends a delivery another holds), sends them concurrently, and records the
-pass's attempts in one transaction (one commit per pass, not per delivery: on SQLite
-every write transaction waits for the one writer). 2xx is delivered; network errors, 5xx and 429 are retried on the
-``POSTROOM_WEBHOOK_BACKOFF`` schedule with jitter (429's ``Retry-After`` honoured) until
-``POSTROOM_WEBHOOK_GIVE_UP_SECONDS``; other answers fail for good. A webhook failing for
+and none sends a delivery another holds), sends them concurrently
+(:mod:`app.webhooks.sender`), and the next pass records their attempts in the
+transaction that claims its own (one commit per pass, not per delivery: on SQLite every
+write transaction waits for the one writer). Claims and records are Core statements
+built once, on rows rather than ORM objects. 2xx is delivered; network errors, 5xx and
+429 are retried on the ``POSTROOM_WEBHOOK_BACKOFF`` schedule with jitter (429's
+``Retry-After`` honoured) until ``POSTROOM_WEBHOOK_GIVE_UP_SECONDS``; other answers fail
+for good. A webhook failing for
 that long is disabled, and a ``webhook.disabled`` event says so.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
+import functools
 import logging
 import random
-import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
-
-import httpx
-from sqlalchemy import and_, select, update
+from sqlalchemy import Select, Text, and_, bindparam, cast, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
@@ -32,30 +33,81 @@ from app.config import Settings
 from app.db import Database
 from app.events.log import append_event
 from app.models import AgentBot, Conversation, Webhook, WebhookAttempt, WebhookDelivery, utcnow
-from app.webhooks.fanout import fan_out
-from app.webhooks.safety import UnsafeURL, resolve_target
+from app.models.base import UTCDateTime
+from app.webhooks.fanout import BATCH as FANOUT_BATCH
+from app.webhooks.fanout import fan_out_in
+from app.webhooks.sender import Outcome, Sender
 from app.webhooks.signing import sign_headers
 
 log = logging.getLogger("postroom.webhooks")
 
 CLAIM_BATCH = 100
 LEASE = timedelta(seconds=60)
-MAX_RESPONSE_BYTES = 64 * 1024
-EXCERPT_BYTES = 512
 POLL_SECONDS = 0.25
+_DELIVERIES = WebhookDelivery.__table__
+_ATTEMPTS = WebhookAttempt.__table__
+# Statements are built once: making and keying them each pass cost more than running them.
+_LEASE = (
+    update(_DELIVERIES).where(_DELIVERIES.c.id.in_(bindparam("ids", expanding=True)))
+    .values(lease_until=bindparam("lease"))
+    # The payload as the database's JSON text: signed and sent as it is, never parsed.
+    .returning(_DELIVERIES.c.id, _DELIVERIES.c.webhook_id, _DELIVERIES.c.attempts, _DELIVERIES.c.created_at,
+               _DELIVERIES.c.conversation_id, cast(_DELIVERIES.c.payload, Text))
+)
+_WEBHOOKS = select(Webhook).where(Webhook.id.in_(bindparam("ids", expanding=True)))
+_RECORD = update(_DELIVERIES).where(_DELIVERIES.c.id == bindparam("_id"))
+_LOG_ATTEMPTS = insert(_ATTEMPTS)
 
 
-@dataclass
-class Outcome:
-    """What one attempt came to."""
+@functools.cache
+def _due_query(dialect: str) -> Select[tuple[int]]:
+    """Ids of due, unleased deliveries of active webhooks with nothing earlier pending in
+    their conversation (``:now``); PostgreSQL skips rows another process has locked."""
+    now = bindparam("now", type_=UTCDateTime())
+    earlier = aliased(WebhookDelivery)
+    query = (
+        select(WebhookDelivery.id)
+        .join(Webhook, Webhook.id == WebhookDelivery.webhook_id)
+        .where(
+            WebhookDelivery.status == "pending",
+            WebhookDelivery.next_attempt_at <= now,
+            (WebhookDelivery.lease_until.is_(None)) | (WebhookDelivery.lease_until < now),
+            Webhook.active.is_(True),
+            ~select(earlier.id).where(
+                and_(
+                    earlier.webhook_id == WebhookDelivery.webhook_id,
+                    earlier.ordering_key == WebhookDelivery.ordering_key,
+                    earlier.status == "pending",
+                    earlier.id < WebhookDelivery.id,
+                )
+            ).exists(),
+        )
+        .order_by(WebhookDelivery.id)
+        .limit(CLAIM_BATCH)
+    )
+    if dialect == "postgresql":
+        query = query.with_for_update(of=WebhookDelivery, skip_locked=True)
+    return query
 
-    delivered: bool
-    retry: bool
-    status_code: int | None
-    error: str | None
-    excerpt: str | None
-    latency_ms: float
-    retry_after: float | None = None
+
+@dataclass(slots=True)
+class Claimed:
+    """A leased delivery: what sending and recording it need (a row, not an ORM object)."""
+
+    id: int
+    webhook_id: int
+    attempts: int
+    created_at: datetime
+    conversation_id: int | None
+    body: bytes
+
+
+@dataclass(slots=True)
+class Batch:
+    """A pass's leased deliveries, in id order, and their webhooks as they were when leased."""
+
+    deliveries: list[Claimed]
+    webhooks: dict[int, Webhook]
 
 
 class WebhookWorker:
@@ -67,12 +119,10 @@ class WebhookWorker:
         self.settings = settings
         self.wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
-        self._client = httpx.AsyncClient(
-            timeout=settings.webhook_timeout_seconds,
-            follow_redirects=False,
-            limits=httpx.Limits(max_connections=100, max_keepalive_connections=50),
-            headers={"user-agent": "Postroom-Webhooks/1", "content-type": "application/json"},
-        )
+        self._sender = Sender(timeout_seconds=settings.webhook_timeout_seconds,
+                              allow_private=settings.webhook_allow_private)
+        #: The last pass's deliveries and outcomes, recorded by the next pass.
+        self._unrecorded: tuple[Batch, list[Outcome]] | None = None
 
     async def start(self) -> None:
         """Run in the background."""
@@ -83,7 +133,11 @@ class WebhookWorker:
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
-        await self._client.aclose()
+        try:
+            await self.flush()
+        except Exception:  # noqa: BLE001 - stopping anyway; the leases expire and they are resent
+            log.exception("recording the last webhook attempts failed")
+        await self._sender.close()
 
     async def _run(self) -> None:
         while True:
@@ -103,55 +157,58 @@ class WebhookWorker:
                 self.wake.clear()
 
     async def run_once(self) -> bool:
-        """One pass: fan out new events, send what is due. True when it did work."""
-        fanned = 0
-        while (read := await fan_out(self.db)) > 0:
-            fanned += read
-        claimed = await self._claim()
-        if claimed:
-            outcomes = await asyncio.gather(*(self._deliver(d, w) for d, w in claimed))
-            await self._record_all([(d.id, w.id, outcome) for (d, w), outcome in zip(claimed, outcomes)])
-        return bool(fanned or claimed)
+        """One pass: record the last pass's attempts, fan out new events, send what is due.
+        True when it did work (then the caller runs another pass at once).
 
-    async def _claim(self) -> list[tuple[WebhookDelivery, Webhook]]:
+        Recording, fan-out and claim share one write transaction (a backlog of events
+        takes several): on SQLite each write transaction queues for the one writer. The
+        sends are in none; their outcomes are recorded by the next pass, which follows at
+        once, before the claim, so a conversation's next event is claimed only after its
+        previous one is recorded.
+        """
+        fanned = 0
+        recorded = self._unrecorded is not None
+        while True:
+            try:
+                async with self.db.write_session() as session:
+                    if self._unrecorded is not None:
+                        await self._record_in(session, *self._unrecorded)
+                    read = await fan_out_in(session)
+                    fanned += read
+                    batch = await self._claim(session) if read < FANOUT_BATCH else None
+            finally:
+                # Never retried: a record that cannot be written must not stop the worker;
+                # its leases expire and those deliveries are sent again.
+                self._unrecorded = None
+            if batch is not None:
+                break
+        if batch.deliveries:
+            secrets_ = {webhook_id: self._secrets(webhook) for webhook_id, webhook in batch.webhooks.items()}
+            outcomes = await asyncio.gather(*(
+                self._deliver(d, batch.webhooks[d.webhook_id], secrets_[d.webhook_id]) for d in batch.deliveries))
+            self._unrecorded = (batch, outcomes)
+        return bool(fanned or batch.deliveries or recorded)
+
+    async def flush(self) -> None:
+        """Record the last pass's attempts now (on stop)."""
+        if self._unrecorded is not None:
+            unrecorded, self._unrecorded = self._unrecorded, None
+            async with self.db.write_session() as session:
+                await self._record_in(session, *unrecorded)
+
+    async def _claim(self, session: AsyncSession) -> Batch:
+        """Lease the next due deliveries whose conversation has nothing earlier pending."""
         now = utcnow()
-        earlier = aliased(WebhookDelivery)
-        async with self.db.write_session() as session:
-            query = (
-                select(WebhookDelivery.id)
-                .join(Webhook, Webhook.id == WebhookDelivery.webhook_id)
-                .where(
-                    WebhookDelivery.status == "pending",
-                    WebhookDelivery.next_attempt_at <= now,
-                    (WebhookDelivery.lease_until.is_(None)) | (WebhookDelivery.lease_until < now),
-                    Webhook.active.is_(True),
-                    ~select(earlier.id).where(
-                        and_(
-                            earlier.webhook_id == WebhookDelivery.webhook_id,
-                            earlier.ordering_key == WebhookDelivery.ordering_key,
-                            earlier.status == "pending",
-                            earlier.id < WebhookDelivery.id,
-                        )
-                    ).exists(),
-                )
-                .order_by(WebhookDelivery.id)
-                .limit(CLAIM_BATCH)
-            )
-            if session.bind.dialect.name == "postgresql":
-                query = query.with_for_update(of=WebhookDelivery, skip_locked=True)
-            ids = list(await session.scalars(query))
-            if not ids:
-                return []
-            await session.execute(
-                update(WebhookDelivery).where(WebhookDelivery.id.in_(ids)).values(lease_until=now + LEASE)
-            )
-            rows = (await session.execute(
-                select(WebhookDelivery, Webhook)
-                .join(Webhook, Webhook.id == WebhookDelivery.webhook_id)
-                .where(WebhookDelivery.id.in_(ids))
-                .order_by(WebhookDelivery.id)
-            )).all()
-            return [(d, w) for d, w in rows]
+        ids = list(await session.scalars(_due_query(session.bind.dialect.name), {"now": now}))
+        if not ids:
+            return Batch([], {})
+        rows = (await session.execute(_LEASE, {"ids": ids, "lease": now + LEASE})).all()
+        deliveries = sorted((Claimed(id_, webhook_id, attempts, created_at, conversation_id, payload.encode())
+                             for id_, webhook_id, attempts, created_at, conversation_id, payload in rows),
+                            key=lambda c: c.id)
+        webhooks = {w.id: w for w in await session.scalars(
+            _WEBHOOKS, {"ids": list({c.webhook_id for c in deliveries})})}
+        return Batch(deliveries, webhooks)
 
     def _secrets(self, webhook: Webhook) -> list[str]:
         secrets_ = [self.box.open(webhook.secret_encrypted)["secret"]]
@@ -159,43 +216,13 @@ class WebhookWorker:
             secrets_.append(self.box.open(webhook.previous_secret_encrypted)["secret"])
         return secrets_
 
-    async def _deliver(self, delivery: WebhookDelivery, webhook: Webhook) -> Outcome:
-        body = json.dumps(delivery.payload, ensure_ascii=False, separators=(",", ":")).encode()
-        headers = sign_headers(self._secrets(webhook), f"msg_{delivery.id}", body)
+    async def _deliver(self, delivery: Claimed, webhook: Webhook, secrets_: list[str]) -> Outcome:
+        headers = sign_headers(secrets_, f"msg_{delivery.id}", delivery.body)
         try:
-            return await self._send(webhook.url, body, headers)
+            return await self._sender.send(webhook.url, delivery.body, headers)
         except Exception as exc:  # noqa: BLE001 - one bad delivery must not lose the pass's records
             log.exception("webhook delivery %s failed unexpectedly", delivery.id)
             return Outcome(False, True, None, f"{type(exc).__name__}: {exc}"[:500], None, 0.0)
-
-    async def _send(self, url: str, body: bytes, headers: dict[str, str]) -> Outcome:
-        started = time.perf_counter()
-        try:
-            target = await resolve_target(url, allow_private=self.settings.webhook_allow_private)
-        except UnsafeURL as exc:
-            return Outcome(False, False, None, f"refused: {exc}", None, 0.0)
-        request_headers = {**headers, "host": _host_header(url)}
-        extensions = {"sni_hostname": target.host} if target.scheme == "https" else {}
-        try:
-            async with self._client.stream("POST", target.url, content=body, headers=request_headers,
-                                           extensions=extensions) as response:
-                received = b""
-                async for chunk in response.aiter_bytes():
-                    received += chunk
-                    if len(received) >= MAX_RESPONSE_BYTES:
-                        break
-        except httpx.HTTPError as exc:
-            return Outcome(False, True, None, f"{type(exc).__name__}: {exc}"[:500], None,
-                           (time.perf_counter() - started) * 1000)
-        latency = (time.perf_counter() - started) * 1000
-        excerpt = received[:EXCERPT_BYTES].decode("utf-8", "replace")
-        code = response.status_code
-        if 200 <= code < 300:
-            return Outcome(True, False, code, None, excerpt, latency)
-        if code == 429 or code >= 500:
-            return Outcome(False, True, code, f"HTTP {code}", excerpt, latency, _retry_after(response))
-        note = "redirects are not followed" if 300 <= code < 400 else f"HTTP {code}"
-        return Outcome(False, False, code, note, excerpt, latency)
 
     def _next_delay(self, attempts: int, retry_after: float | None) -> float:
         schedule = self.settings.webhook_backoff_seconds
@@ -205,46 +232,61 @@ class WebhookWorker:
             delay = max(delay, retry_after)
         return delay
 
-    async def _record_all(self, attempts: list[tuple[int, int, Outcome]]) -> None:
-        """Record a pass's attempts in one transaction, in delivery order."""
-        now = utcnow()
-        async with self.db.write_session() as session:
-            deliveries = {d.id: d for d in await session.scalars(
-                select(WebhookDelivery).where(WebhookDelivery.id.in_({a[0] for a in attempts})))}
-            webhooks = {w.id: w for w in await session.scalars(
-                select(Webhook).where(Webhook.id.in_({a[1] for a in attempts})))}
-            for delivery_id, webhook_id, outcome in attempts:
-                delivery, webhook = deliveries.get(delivery_id), webhooks.get(webhook_id)
-                if delivery is not None and webhook is not None:
-                    await self._record(session, delivery, webhook, outcome, now)
+    async def _record_in(self, session: AsyncSession, batch: Batch, outcomes: list[Outcome]) -> None:
+        """Record a pass's attempts in the caller's write transaction, in delivery order.
 
-    async def _record(self, session: AsyncSession, delivery: WebhookDelivery, webhook: Webhook,
-                      outcome: Outcome, now: datetime) -> None:
-        delivery.attempts += 1
-        delivery.lease_until = None
-        delivery.last_status_code = outcome.status_code
-        delivery.last_error = outcome.error
-        delivery.last_response = outcome.excerpt
-        delivery.last_latency_ms = round(outcome.latency_ms, 2)
-        session.add(WebhookAttempt(
-            delivery_id=delivery.id, status_code=outcome.status_code, error=outcome.error,
-            response_excerpt=outcome.excerpt, latency_ms=round(outcome.latency_ms, 2), created_at=now,
-        ))
+        Deliveries and attempts are written with a few Core statements (an executemany
+        each), not ORM objects; webhooks are loaded only when one of them changes (a
+        failure, or a success ending a failing streak).
+        """
+        now = utcnow()
+        changes: list[dict[str, Any]] = []
+        attempts: list[dict[str, Any]] = []
+        for delivery, outcome in zip(batch.deliveries, outcomes, strict=True):
+            latency = round(outcome.latency_ms, 2)
+            change: dict[str, Any] = {
+                "_id": delivery.id, "attempts": delivery.attempts + 1, "lease_until": None,
+                "last_status_code": outcome.status_code, "last_error": outcome.error,
+                "last_response": outcome.excerpt, "last_latency_ms": latency,
+            }
+            if outcome.delivered:
+                change.update(status="delivered", delivered_at=now)
+            changes.append(change)
+            attempts.append({"delivery_id": delivery.id, "status_code": outcome.status_code, "error": outcome.error,
+                             "response_excerpt": outcome.excerpt, "latency_ms": latency, "created_at": now})
+        failing = any(not o.delivered for o in outcomes) or any(
+            w.failing_since is not None for w in batch.webhooks.values())
+        if failing:
+            webhooks = {w.id: w for w in await session.scalars(_WEBHOOKS, {"ids": list(batch.webhooks)})}
+            for delivery, outcome, change in zip(batch.deliveries, outcomes, changes, strict=True):
+                webhook = webhooks.get(delivery.webhook_id)
+                if webhook is not None:
+                    await self._settle(session, webhook, delivery, outcome, change, now)
+        # One executemany per shape of change (delivered, retried, given up).
+        shapes: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+        for change in changes:
+            shapes.setdefault(tuple(change), []).append(change)
+        for rows in shapes.values():
+            await session.execute(_RECORD, rows)
+        await session.execute(_LOG_ATTEMPTS, attempts)
+
+    async def _settle(self, session: AsyncSession, webhook: Webhook, delivery: Claimed, outcome: Outcome,
+                      change: dict[str, Any], now: datetime) -> None:
+        """Apply one attempt to its webhook: failing streak, retry or give up, bot hand-over, disabling."""
         if outcome.delivered:
-            delivery.status = "delivered"
-            delivery.delivered_at = now
             webhook.failing_since = None
             return
         webhook.failing_since = webhook.failing_since or now
         give_up = timedelta(seconds=self.settings.webhook_give_up_seconds)
+        tries = change["attempts"]
         if outcome.retry and now - delivery.created_at < give_up:
-            delivery.next_attempt_at = now + timedelta(seconds=self._next_delay(delivery.attempts, outcome.retry_after))
+            change["next_attempt_at"] = now + timedelta(seconds=self._next_delay(tries, outcome.retry_after))
         else:
-            delivery.status = "dead" if outcome.retry else "failed"
+            change["status"] = "dead" if outcome.retry else "failed"
         if webhook.webhook_type == "agent_bot" and (
-            delivery.attempts >= self.settings.bot_handoff_after_attempts or delivery.status != "pending"
+            tries >= self.settings.bot_handoff_after_attempts or "status" in change
         ):
-            await _hand_over(session, webhook, delivery)
+            await _hand_over(session, webhook, delivery.conversation_id)
         if now - webhook.failing_since >= give_up and webhook.active:
             webhook.active = False
             webhook.disabled_reason = f"failing since {webhook.failing_since.isoformat()}: {outcome.error}"
@@ -252,14 +294,14 @@ class WebhookWorker:
                          payload={"id": webhook.id, "url": webhook.url, "reason": webhook.disabled_reason})
 
 
-async def _hand_over(session: AsyncSession, webhook: Webhook, delivery: WebhookDelivery) -> None:
+async def _hand_over(session: AsyncSession, webhook: Webhook, conversation_id: int | None) -> None:
     """A bot that does not answer hands its pending conversation to people."""
     from app.tickets.conversations import emit
     from app.tickets.replies import add_activity
 
-    if delivery.conversation_id is None:
+    if conversation_id is None:
         return
-    conversation = await session.get(Conversation, delivery.conversation_id)
+    conversation = await session.get(Conversation, conversation_id)
     if conversation is None or conversation.status != "pending":
         return
     bot = await session.get(AgentBot, webhook.agent_bot_id) if webhook.agent_bot_id else None
@@ -267,26 +309,6 @@ async def _hand_over(session: AsyncSession, webhook: Webhook, delivery: WebhookD
     await add_activity(session, conversation, f"{bot.name if bot else 'The bot'} did not answer; handed over to the team")
     await emit(session, conversation, "conversation.status_changed",
                {"status": {"previous_value": "pending", "current_value": "open"}})
-
-
-def _host_header(url: str) -> str:
-    return httpx.URL(url).netloc.decode()
-
-
-def _retry_after(response: httpx.Response) -> float | None:
-    value = response.headers.get("retry-after")
-    if not value:
-        return None
-    try:
-        return min(float(value), 24 * 3600)
-    except ValueError:
-        try:
-            from email.utils import parsedate_to_datetime
-
-            when: datetime = parsedate_to_datetime(value)
-            return max(0.0, min((when - utcnow()).total_seconds(), 24 * 3600))
-        except (TypeError, ValueError):
-            return None
 
 
 __all__ = ["WebhookWorker", "Outcome"]
