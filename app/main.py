@@ -31,7 +31,7 @@ from app.api import (
 from app.api import surveys
 from app.api.errors import install_error_handlers
 from app.config import Settings, get_settings
-from app.events.log import OUTBOX
+from app.events.log import OUTBOX, WEBHOOKS_CHANGED
 from app.logs import RequestLogMiddleware
 from app.realtime import stream
 from app.realtime.broker import broker_for
@@ -68,6 +68,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         await app.state.hub.start()
         worker = WebhookWorker(runtime.db, runtime.box, settings)
         app.state.hub.wake_listeners.append(worker.wake)
+        app.state.hub.listen(WEBHOOKS_CHANGED, worker.webhooks_changed)
         await worker.start()
         scheduler = SlaScheduler(runtime.db, leads=settings.sla_warning_leads_seconds) if settings.sla_scheduler else None
         if scheduler is not None:

@@ -24,6 +24,8 @@ LAST_SEQ = "postroom_last_event_seq"
 WAKE_TOPICS = "postroom_wake_topics"
 #: Topic of a transaction that left a reply waiting to be sent (``status: pending``).
 OUTBOX = "outbox"
+#: Topic of a transaction that made or re-enabled a webhook (the webhook workers listen).
+WEBHOOKS_CHANGED = "webhooks"
 #: Arbitrary constant naming the event-log lock among PostgreSQL advisory locks.
 EVENT_LOG_LOCK = 0x706F7374726F6F6D  # "postroom"
 

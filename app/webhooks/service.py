@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.auth import service as auth_service
 from app.auth.secrets_box import SecretsBox
 from app.errors import Invalid, NotFound
+from app.events.log import WEBHOOKS_CHANGED, request_wake
 from app.models import (
     AgentBot,
     AgentBotInbox,
@@ -52,6 +53,7 @@ async def create_webhook(
     )
     session.add(webhook)
     await session.flush()
+    request_wake(session, WEBHOOKS_CHANGED)
     return webhook, secret
 
 
@@ -83,6 +85,7 @@ async def update_webhook(session: AsyncSession, webhook: Webhook, fields: dict[s
     elif fields.get("active") is False:
         webhook.active = False
     await session.flush()
+    request_wake(session, WEBHOOKS_CHANGED)
     return webhook
 
 
@@ -173,6 +176,7 @@ async def update_bot(session: AsyncSession, bot: AgentBot, fields: dict[str, Any
         if webhook is not None:
             webhook.url = bot.outgoing_url
             webhook.active, webhook.failing_since = True, None
+            request_wake(session, WEBHOOKS_CHANGED)
     await session.flush()
     return bot
 
@@ -221,3 +225,4 @@ async def sync_inbox_webhook(session: AsyncSession, box: SecretsBox, inbox: Inbo
     elif existing.url != url:
         existing.url = validate_url(url)
         existing.active, existing.failing_since = True, None
+        request_wake(session, WEBHOOKS_CHANGED)

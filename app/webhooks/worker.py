@@ -20,6 +20,7 @@ import asyncio
 import functools
 import logging
 import random
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -44,6 +45,10 @@ log = logging.getLogger("postroom.webhooks")
 CLAIM_BATCH = 100
 LEASE = timedelta(seconds=60)
 POLL_SECONDS = 0.25
+#: With no active webhook at all, passes are skipped; whether one exists is read again at
+#: most this often (and at once when this process hears of a new or re-enabled one).
+ACTIVE_CHECK_SECONDS = 1.0
+_ANY_ACTIVE = select(Webhook.id).where(Webhook.active.is_(True)).limit(1)
 _DELIVERIES = WebhookDelivery.__table__
 _ATTEMPTS = WebhookAttempt.__table__
 # Statements are built once: making and keying them each pass cost more than running them.
@@ -118,6 +123,10 @@ class WebhookWorker:
         self.box = box
         self.settings = settings
         self.wake = asyncio.Event()
+        #: Set when a webhook is made or re-enabled (the hub's ``webhooks`` topic, any process).
+        self.webhooks_changed = asyncio.Event()
+        self._active_checked_at = float("-inf")
+        self._any_active = True
         self._task: asyncio.Task[None] | None = None
         self._sender = Sender(timeout_seconds=settings.webhook_timeout_seconds,
                               allow_private=settings.webhook_allow_private)
@@ -166,6 +175,10 @@ class WebhookWorker:
         once, before the claim, so a conversation's next event is claimed only after its
         previous one is recorded.
         """
+        if self._unrecorded is None and not await self._has_active_webhooks():
+            # Nothing can be delivered. The fan-out cursor stays where it is, so the events
+            # meanwhile are read once a webhook exists (and skipped if they predate it).
+            return False
         fanned = 0
         recorded = self._unrecorded is not None
         while True:
@@ -188,6 +201,19 @@ class WebhookWorker:
                 self._deliver(d, batch.webhooks[d.webhook_id], secrets_[d.webhook_id]) for d in batch.deliveries))
             self._unrecorded = (batch, outcomes)
         return bool(fanned or batch.deliveries or recorded)
+
+    async def _has_active_webhooks(self) -> bool:
+        """Whether any webhook is active (cached for :data:`ACTIVE_CHECK_SECONDS`): without
+        one, a pass would take the write lock on every commit to find nothing to send."""
+        now = time.monotonic()
+        if self.webhooks_changed.is_set():
+            self.webhooks_changed.clear()
+            self._active_checked_at = float("-inf")
+        if now - self._active_checked_at >= ACTIVE_CHECK_SECONDS:
+            async with self.db.read_session() as session:
+                self._any_active = await session.scalar(_ANY_ACTIVE) is not None
+            self._active_checked_at = now
+        return self._any_active
 
     async def flush(self) -> None:
         """Record the last pass's attempts now (on stop)."""
