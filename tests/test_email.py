@@ -20,9 +20,13 @@ import pytest
 from aiosmtpd.controller import Controller
 from sqlalchemy import select
 
-from app.models import ConnectorCursor, Conversation, Message, QuarantinedMessage
+from app.models import Attachment, ConnectorCursor, Conversation, Event, Message, QuarantinedMessage
 from app.smtp_in import SmtpReceiver
+from app.tickets.ingest import ingest_messages
+from connectors.base import ConnectorConfig
 from connectors.email import dovecot
+from connectors.email.connector import EmailConnector
+from connectors.email.parse import parse_mail
 from connectors.email.threading import parse_own_id, token_in_address
 from tests.test_telegram import eventually, inbox_body, messages_of, running, stored
 
@@ -444,3 +448,81 @@ async def _flags(server: dovecot.Dovecot, folder: str) -> str:
         return line.decode().split("FLAGS (", 1)[1].split(")", 1)[0]
     finally:
         await client.logout()
+
+
+def _with_invoice(message_id: str, body: str, *, extra: str = "") -> bytes:
+    msg = email.message_from_bytes(mail(message_id, body, extra=extra), _class=email.message.EmailMessage,
+                                   policy=policy.SMTP)
+    msg.add_attachment(b"%PDF-1.4\n" + b"0" * 300, maintype="application", subtype="pdf", filename="invoice.pdf")
+    return msg.as_bytes(policy=policy.SMTP)
+
+
+async def test_a_batch_keeps_each_file_with_its_mail_and_finds_replies_among_its_own(client, tenants, runtime):
+    tenant = await tenants.new()
+    response = await client.post(tenant.path("/inboxes"), headers=tenant.headers, json={
+        "name": "Files", "channel": {"type": "email", "email": "help@shop.example"}})
+    assert response.status_code == 200, response.text
+    inbox_id = int(response.json()["id"])
+    raws = [
+        _with_invoice("files-1@customer.example", "the invoice is attached"),
+        mail("files-2@other.example", "another customer", sender="Lan <lan@other.example>"),
+        # Threaded under a root this inbox never got: only the mail it answers, earlier in
+        # the same batch, tells its conversation.
+        mail("files-3@customer.example", "and one more thing", extra=(
+            "In-Reply-To: <files-1@customer.example>\n"
+            "References: <lost-root@customer.example> <files-1@customer.example>")),
+    ]
+    parsed = [parse_mail(raw, inbox_id=inbox_id).message for raw in raws]
+    assert parsed[2].thread_key != parsed[0].thread_key
+    await ingest_messages(runtime.db, parsed, store=runtime.store)
+
+    rows = await messages_of(runtime, inbox_id)
+    assert [r.source_id for r in rows] == ["files-1@customer.example", "files-2@other.example",
+                                           "files-3@customer.example"]
+    assert rows[2].conversation_id == rows[0].conversation_id != rows[1].conversation_id
+    async with runtime.db.read_session() as session:
+        files = list(await session.scalars(select(Attachment).where(
+            Attachment.message_id.in_([r.id for r in rows])).order_by(Attachment.id)))
+        events = list(await session.scalars(select(Event).where(
+            Event.inbox_id == inbox_id, Event.event_type == "message.created").order_by(Event.seq)))
+    kept = {(a.message_id, a.file_name) for a in files}
+    assert kept == {(rows[0].id, "invoice.pdf"), (rows[0].id, "original.eml"), (rows[1].id, "original.eml"),
+                    (rows[2].id, "original.eml")}
+    for attachment in files:
+        data = runtime.store.path(attachment.storage_path).read_bytes()
+        if attachment.file_name == "original.eml":
+            assert data == raws[[r.id for r in rows].index(attachment.message_id)]
+        else:
+            assert data.startswith(b"%PDF-1.4")
+    # The events name every file by the id it was stored under, with its own message.
+    shown = {(e.payload["id"], a["id"], a["message_id"], a["file_name"]) for e in events
+             for a in e.payload["attachments"]}
+    assert shown == {(a.message_id, a.id, a.message_id, a.file_name) for a in files}
+
+
+async def test_a_backlog_is_fetched_ahead_and_an_abandoned_fetch_costs_nothing(imap):
+    folder = await new_folder(imap)
+    await append(imap, *[mail(f"ahead-{i}@customer.example", f"mail {i}") for i in range(5)], folder=folder)
+    connector = EmailConnector(ConnectorConfig(inbox_id=1, settings={
+        "email": "help@shop.example", "imap_address": "127.0.0.1", "imap_port": imap.port,
+        "imap_login": imap.user, "imap_enable_ssl": False, "imap_folder": folder, "imap_idle": False,
+        "imap_poll_seconds": 0.01, "imap_batch": 2}, secrets={"imap_password": imap.password}))
+    try:
+        first, cursor = await connector.fetch({})
+        assert [m.source_id for m in first] == ["ahead-0@customer.example", "ahead-1@customer.example"]
+        assert connector.fetch_ahead(cursor)
+        # The runner drops a fetch started ahead when storing the batch before it failed.
+        ahead = asyncio.ensure_future(connector.fetch(cursor))
+        for _ in range(3):
+            await asyncio.sleep(0)
+        ahead.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await ahead
+        second, cursor = await connector.fetch(cursor)
+        assert [m.source_id for m in second] == ["ahead-2@customer.example", "ahead-3@customer.example"]
+        assert connector.fetch_ahead(cursor)
+        last, cursor = await connector.fetch(cursor)
+        assert [m.source_id for m in last] == ["ahead-4@customer.example"]
+        assert not connector.fetch_ahead(cursor)
+    finally:
+        await connector.aclose()

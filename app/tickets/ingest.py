@@ -18,9 +18,10 @@ creates rows. Changes to conversations and contacts are flushed together at the 
 batch rather than before every query (autoflush is off inside the batch; rows that later
 lookups must see, new contacts, identities and conversations, are flushed as they are
 made). Messages are inserted together, in batch order, in one multi-row ``INSERT …
-RETURNING id`` at the end of the batch, or earlier when something needs their ids (a
-message with attachments) or must find them in the database (a reply looked up by the
-ids it answers); their event payloads get their ids then.
+RETURNING id`` at the end of the batch, their attachments in a second one right after
+(the files are saved as each message is taken); their event payloads get their ids then.
+A reply looked up by the ids it answers finds the batch's own messages in memory, and
+the others in one query.
 """
 
 from __future__ import annotations
@@ -87,6 +88,9 @@ class _PendingMessage:
     #: Its ``message.created`` payload, which shows its id once it has one.
     body: dict[str, Any] | None = None
     id: int | None = None
+    #: Its attachments' rows (files already saved), inserted right after the message;
+    #: the payload lists them then.
+    attachments: list[dict[str, Any]] = field(default_factory=list)
 
     def result(self) -> IngestResult:
         assert self.id is not None, "the batch's messages are inserted before results are read"
@@ -284,15 +288,11 @@ async def _ingest_one(
         "created_at": sent_at,
         "updated_at": now,
     }
-    pending = _PendingMessage(message_row, conversation.id, created)
+    pending = _PendingMessage(message_row, conversation.id, created,
+                              attachments=_attachment_rows(store, inbox.account_id, inbound.attachments))
     context.pending.append(pending)
     context.stored[stored_key] = pending
     context.checked.add(stored_key)
-    attachments: list[Attachment] = []
-    if inbound.attachments:
-        await _insert_pending(session, context)
-        assert pending.id is not None
-        attachments = _store_attachments(session, store, inbox.account_id, pending.id, inbound.attachments)
 
     if not created:  # a new conversation was inserted with its clocks set
         _apply_message_to_conversation(conversation, message_type, inbound.automatic, sent_at)
@@ -316,7 +316,6 @@ async def _ingest_one(
         contact_inbox=contact_inbox,
         conversation=conversation,
         message=pending,
-        attachments=attachments,
         contact_created=contact_created,
         conversation_created=created,
         previous_status=previous_status,
@@ -324,20 +323,53 @@ async def _ingest_one(
     return pending
 
 
-#: Core insert of the batch's messages (the ORM's unit of work is not needed for plain
-#: rows); with ``sort_by_parameter_order`` the ids come back in the rows' order.
-_INSERT_MESSAGES = insert(Message.__table__).returning(Message.__table__.c.id, sort_by_parameter_order=True)
+#: Core inserts of the batch's messages and attachments (the ORM's unit of work is not
+#: needed for plain rows). Each row's id is matched to it by columns that tell the rows
+#: apart: asking for the ids in the rows' order (``sort_by_parameter_order``) would make
+#: SQLAlchemy send SQLite one INSERT per row, as SQLite cannot promise that order.
+_MESSAGE_KEY = ("inbox_id", "source_id")  # unique
+_ATTACHMENT_KEY = ("message_id", "storage_path", "external_url", "file_name", "content_type")
+_INSERT_MESSAGES = insert(Message.__table__).returning(
+    Message.__table__.c.id, *(Message.__table__.c[k] for k in _MESSAGE_KEY)
+)
+_INSERT_ATTACHMENTS = insert(Attachment.__table__).returning(
+    Attachment.__table__.c.id, *(Attachment.__table__.c[k] for k in _ATTACHMENT_KEY)
+)
+
+
+async def _insert_rows(
+    session: AsyncSession, statement: Any, rows: list[dict[str, Any]], key: tuple[str, ...]
+) -> list[int]:
+    """Insert ``rows`` (one statement) and return their ids in the rows' order; rows
+    alike in every ``key`` column are interchangeable and get theirs in ascending order."""
+    ids: dict[tuple[Any, ...], list[int]] = defaultdict(list)
+    for returned in await session.execute(statement, rows):
+        ids[tuple(returned[1:])].append(returned[0])
+    for found in ids.values():
+        found.sort(reverse=True)
+    return [ids[tuple(row[k] for k in key)].pop() for row in rows]
 
 
 async def _insert_pending(session: AsyncSession, context: _BatchContext) -> None:
     """Insert the messages waiting in the batch, in order, and give them their ids."""
     if not context.pending:
         return
-    ids = (await session.execute(_INSERT_MESSAGES, [p.row for p in context.pending])).scalars().all()
+    ids = await _insert_rows(session, _INSERT_MESSAGES, [p.row for p in context.pending], _MESSAGE_KEY)
+    attachments = []
     for pending, message_id in zip(context.pending, ids, strict=True):
         pending.id = message_id
         if pending.body is not None:
             pending.body["id"] = message_id
+        for row in pending.attachments:
+            row["message_id"] = message_id
+            attachments.append(row)
+    if attachments:
+        attachment_ids = await _insert_rows(session, _INSERT_ATTACHMENTS, attachments, _ATTACHMENT_KEY)
+        for row, attachment_id in zip(attachments, attachment_ids, strict=True):
+            row["id"] = attachment_id
+        for pending in context.pending:
+            if pending.body is not None and pending.attachments:
+                pending.body["attachments"] = _attachments_json(pending.attachments)
     context.pending.clear()
 
 
@@ -660,14 +692,7 @@ async def _find_conversation(
         if found is not None:
             return found
     if inbound.in_reply_to:
-        await _insert_pending(session, context)  # the messages it answers may be in this batch
-        found = await session.scalar(
-            select(Conversation)
-            .join(Message, Message.conversation_id == Conversation.id)
-            .where(Message.inbox_id == inbox.id, Message.source_id.in_(inbound.in_reply_to))
-            .order_by(Conversation.id.desc())
-            .limit(1)
-        )
+        found = await _replied_conversation(session, context, inbox.id, inbound.in_reply_to)
         if found is not None:
             return found
     if inbound.thread_key:
@@ -680,6 +705,24 @@ async def _find_conversation(
             .limit(1)
         )
     return context.by_contact_inbox[contact_inbox.id]
+
+
+async def _replied_conversation(
+    session: AsyncSession, context: _BatchContext, inbox_id: int, answered: Sequence[str]
+) -> Conversation | None:
+    """The newest conversation holding one of the messages ``answered`` names: those of
+    this batch, not inserted yet, are known in memory; the others are looked up once."""
+    unknown = [i for i in answered if (inbox_id, i) not in context.checked]
+    if unknown:
+        await _load_stored(session, context, inbox_id, unknown)
+    owners = []
+    for source_id in answered:
+        stored = context.stored.get((inbox_id, source_id))
+        if isinstance(stored, _PendingMessage):
+            owners.append(stored.conversation_id)
+        elif stored is not None:
+            owners.append(stored[1])
+    return await session.get(Conversation, max(owners)) if owners else None
 
 
 async def _new_conversation(
@@ -770,13 +813,12 @@ async def _next_display_id(session: AsyncSession, context: _BatchContext, accoun
     return (await session.execute(_NEXT_DISPLAY_ID, {"account": account_id})).scalar_one()
 
 
-def _store_attachments(
-    session: AsyncSession,
+def _attachment_rows(
     store: FileStore | None,
     account_id: int,
-    message_id: int,
     items: Sequence[InboundAttachment],
-) -> list[Attachment]:
+) -> list[dict[str, Any]]:
+    """Save the attachments' files and return their rows, inserted with their message."""
     rows = []
     for item in items:
         path = None
@@ -784,20 +826,28 @@ def _store_attachments(
             if store is None:
                 raise ValueError("attachment bytes given but no file store configured")
             path = store.save(account_id, item.data, item.file_name)
-        attachment = Attachment(
-            account_id=account_id,
-            message_id=message_id,
-            file_type=file_type_of(item.content_type),
-            content_type=item.content_type,
-            file_name=item.file_name,
-            file_size=len(item.data) if item.data is not None else None,
-            storage_path=path,
-            external_url=item.external_url,
-            created_at=utcnow(),
-        )
-        session.add(attachment)
-        rows.append(attachment)
+        rows.append({
+            "account_id": account_id,
+            "message_id": None,
+            "file_type": file_type_of(item.content_type),
+            "content_type": item.content_type,
+            "file_name": item.file_name,
+            "file_size": len(item.data) if item.data is not None else None,
+            "storage_path": path,
+            "external_url": item.external_url,
+            "created_at": utcnow(),
+        })
     return rows
+
+
+def _attachments_json(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The payload shape of attachment rows that have been inserted."""
+    shown = []
+    for row in rows:
+        transient = Attachment.__mapper__.class_manager.new_instance()
+        transient.__dict__.update(row)
+        shown.append(presenters.attachment_json(transient))
+    return shown
 
 
 def file_type_of(content_type: str | None) -> str:
@@ -815,14 +865,11 @@ async def _queue_events(
     contact_inbox: ContactInbox,
     conversation: Conversation,
     message: _PendingMessage,
-    attachments: list[Attachment],
     contact_created: bool,
     conversation_created: bool,
     previous_status: str | None,
 ) -> None:
     """Queue the events of one ingested message, built from the rows at hand."""
-    if attachments:
-        await session.flush()
     # A transient Message for the presenter, filled without per-attribute events.
     transient = Message.__mapper__.class_manager.new_instance()
     transient.__dict__.update(message.row)
@@ -832,9 +879,11 @@ async def _queue_events(
         transient,
         conversation_display_id=conversation.display_id,
         senders=senders,
-        attachments=attachments,
     )
-    message.body = message_body  # its id is filled in when the batch's messages are inserted
+    # Its id, and its attachments, are filled in when the batch's messages are inserted.
+    message.body = message_body
+    if message.id is not None and message.attachments:
+        message_body["attachments"] = _attachments_json(message.attachments)
     common = {"account_id": inbox.account_id, "inbox_id": inbox.id}
     if contact_created:
         append_event(

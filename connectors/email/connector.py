@@ -160,6 +160,8 @@ class EmailConnector(PullConnector):
         self.batch = max(1, int(settings.get("imap_batch") or BATCH))
         self.smtp = SmtpAccount.from_settings(settings, config.secrets, self.address)
         self._quarantined: list[Quarantined] = []
+        #: The cursor the last fetch returned when it left mail in the folder for the next.
+        self._backlog_at: Cursor | None = None
 
     @property
     def fetch_timeout(self) -> float:
@@ -171,6 +173,12 @@ class EmailConnector(PullConnector):
         if self.imap is not None:
             await self.imap.close()
 
+    def fetch_ahead(self, cursor: Cursor) -> bool:
+        """While a backlog is synced, the next batch is fetched and parsed while this one
+        is stored (the fetch depends on the cursor alone; an abandoned one drops its
+        connection, see :meth:`ImapSession.drop`)."""
+        return self._backlog_at is not None and cursor == self._backlog_at
+
     def drain_quarantined(self) -> list[Quarantined]:
         """Mails the last fetch could not parse (stored with its cursor by the runner)."""
         items, self._quarantined = self._quarantined, []
@@ -181,6 +189,7 @@ class EmailConnector(PullConnector):
         if self.imap is None:
             await asyncio.sleep(self.poll_seconds)  # SMTP-in only: nothing to pull
             return [], dict(cursor)
+        self._backlog_at = None
         uids, cursor = await self._pending(cursor)
         if not uids:
             if self.use_idle and self.imap.can_idle:
@@ -190,7 +199,10 @@ class EmailConnector(PullConnector):
                 await asyncio.sleep(self.poll_seconds)
                 return [], cursor
             uids, cursor = await self._pending(cursor)
-        return await self._take(uids[:self.batch], cursor)
+        messages, cursor = await self._take(uids[:self.batch], cursor)
+        if len(uids) > self.batch:
+            self._backlog_at = cursor
+        return messages, cursor
 
     async def _pending(self, cursor: Cursor) -> tuple[list[int], Cursor]:
         """UIDs still to fetch, and the cursor (reset when UIDVALIDITY changed)."""

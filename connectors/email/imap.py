@@ -83,6 +83,9 @@ class ImapSession:
         except (AuthFailed, TransientError):
             await self.close()
             raise
+        except asyncio.CancelledError:
+            self.drop()
+            raise
         except (OSError, TimeoutError, asyncio.TimeoutError, aioimaplib.Abort, aioimaplib.CommandTimeout) as exc:
             await self.close()
             raise TransientError(self._error("connect", exc)) from None
@@ -167,6 +170,16 @@ class ImapSession:
         except Exception:  # noqa: BLE001
             pass
 
+    def drop(self) -> None:
+        """Forget the connection at once, without logging out: a command was abandoned
+        half way (its fetch cancelled), so what the server sends next is unknown."""
+        client, self.client, self.uidvalidity = self.client, None, None
+        try:
+            if client is not None and client.protocol is not None and client.protocol.transport is not None:
+                client.protocol.transport.close()
+        except Exception:  # noqa: BLE001
+            pass
+
     def _client(self) -> aioimaplib.IMAP4:
         if self.client is None:
             raise TransientError("IMAP: not connected")
@@ -178,6 +191,9 @@ class ImapSession:
         except (OSError, TimeoutError, asyncio.TimeoutError, aioimaplib.Abort, aioimaplib.CommandTimeout) as exc:
             await self.close()
             raise TransientError(self._error(what, exc)) from None
+        except asyncio.CancelledError:
+            self.drop()
+            raise
         if response.result != "OK":
             await self.close()
             raise TransientError(f"IMAP {what}: {response.result} {self._text(response)}")
