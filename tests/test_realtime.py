@@ -7,12 +7,16 @@ import asyncio
 import json
 from contextlib import asynccontextmanager
 
+from datetime import timedelta
+
 import httpx
 import pytest
+from sqlalchemy import func, select, update
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
 from app.db import Database
+from app.models import Event, utcnow
 from app.realtime.broker import Broker
 from app.realtime.hub import Hub, Subscriber, outgoing
 from app.tickets.ingest import ingest_messages
@@ -321,3 +325,21 @@ async def test_client_survives_kill_9_of_its_server_without_loss_or_duplicates(s
     seqs = [f["seq"] for f in received if f["seq"] is not None]
     assert len(seqs) == len(set(seqs)), "a frame arrived twice"
     assert [f["data"]["content"] for f in created(received, "burst")] == [f"burst {i}" for i in range(total)]
+
+
+async def test_pruning_old_events_never_hands_their_seqs_out_again(runtime, tenants):
+    tenant = await tenants.new()
+    inbox_id = await tenant.inbox("api")
+    await seed_conversation(runtime, inbox_id, "prune-old")
+    async with runtime.db.read_session() as session:
+        newest = await session.scalar(select(func.max(Event.seq)))
+    # The newest events are past the retention (an inbox idle for a month).
+    async with runtime.db.write_session() as session:
+        await session.execute(update(Event).where(Event.seq > newest - 3).values(created_at=utcnow() - timedelta(days=30)))
+    removed = await Hub(runtime.db, Broker(), retention_days=7).prune()
+    assert removed >= 2
+    await seed_conversation(runtime, inbox_id, "prune-new")
+    async with runtime.db.read_session() as session:
+        seqs = list(await session.scalars(select(Event.seq).where(Event.inbox_id == inbox_id).order_by(Event.seq)))
+    assert seqs[0] == newest  # the newest old one is kept
+    assert all(seq > newest for seq in seqs[1:]) and len(seqs) > 1  # a reader past it sees the new ones

@@ -262,9 +262,17 @@ class Hub:
 
     # -- retention -------------------------------------------------------------------
     async def prune(self) -> int:
-        """Delete events older than the retention; returns how many."""
+        """Delete events older than the retention, except the newest event; returns how many.
+
+        The newest stays so that seq keeps growing: SQLite gives a new row the largest
+        rowid plus one, so deleting the newest events would hand their seqs out again,
+        and streams (and the webhook fan-out) that already passed them would never see
+        the new events.
+        """
+        newest = select(func.max(Event.seq)).scalar_subquery()
         async with self.db.write_session() as session:
-            result = await session.execute(delete(Event).where(Event.created_at < utcnow() - self.retention))
+            result = await session.execute(
+                delete(Event).where(Event.created_at < utcnow() - self.retention, Event.seq < newest))
         return result.rowcount or 0
 
     async def _prune_loop(self) -> None:
