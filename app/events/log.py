@@ -30,6 +30,9 @@ WEBHOOKS_CHANGED = "webhooks"
 EVENT_LOG_LOCK = 0x706F7374726F6F6D  # "postroom"
 
 
+_INSERT_EVENTS = insert(Event.__table__).returning(Event.__table__.c.seq)
+
+
 def append_event(
     session: AsyncSession,
     *,
@@ -65,7 +68,9 @@ async def flush_pending_events(session: AsyncSession) -> None:
     await session.flush()
     if session.bind.dialect.name == "postgresql":
         await session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": EVENT_LOG_LOCK})
-    result = await session.execute(insert(Event).returning(Event.seq), rows)
+    # A Core insert: SQLAlchemy sends it as multi-row INSERTs (the ORM's bulk insert of
+    # these rows ran one statement per row on SQLite).
+    result = await session.execute(_INSERT_EVENTS, rows)
     session.info[LAST_SEQ] = max(result.scalars().all())
     topics = wake_topics(rows)
     if topics:

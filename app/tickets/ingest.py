@@ -760,6 +760,7 @@ async def _new_conversation(
 
 _CONVERSATION_COLUMNS = tuple(c.key for c in Conversation.__table__.columns if c.key != "id")
 _INSERT_CONVERSATION = insert(Conversation.__table__).returning(Conversation.__table__.c.id)
+_NEW_CONVERSATIONS = "postroom_new_conversations"
 
 
 async def _insert_conversation(session: AsyncSession, draft: Conversation) -> Conversation:
@@ -776,6 +777,9 @@ async def _insert_conversation(session: AsyncSession, draft: Conversation) -> Co
     conversation = Conversation(id=conversation_id, **values)
     make_transient_to_detached(conversation)
     session.add(conversation)
+    # The session holds unchanged objects weakly; the reporting recorder reads the new
+    # conversations again at commit, so keep them until then (no query to reload them).
+    session.info.setdefault(_NEW_CONVERSATIONS, []).append(conversation)
     return conversation
 
 
