@@ -343,3 +343,25 @@ async def test_pruning_old_events_never_hands_their_seqs_out_again(runtime, tena
         seqs = list(await session.scalars(select(Event.seq).where(Event.inbox_id == inbox_id).order_by(Event.seq)))
     assert seqs[0] == newest  # the newest old one is kept
     assert all(seq > newest for seq in seqs[1:]) and len(seqs) > 1  # a reader past it sees the new ones
+
+
+async def test_a_hub_without_subscribers_reads_nothing_and_the_next_one_starts_at_the_end(runtime, tenants):
+    tenant = await tenants.new()
+    inbox_id = await tenant.inbox("api")
+    hub = Hub(Database(runtime.db.url), Broker())
+    await hub.start()
+    try:
+        await seed_conversation(runtime, inbox_id, "unheard")
+        assert await hub._dispatch_batch() == 0  # nobody listens: the log is not read
+        async with runtime.db.read_session() as session:
+            newest = await session.scalar(select(func.max(Event.seq)))
+        subscriber = Subscriber(tenant.account_id, tenant.admin_id, True, frozenset(), queue_size=100)
+        assert await hub.join(subscriber) == newest  # the seam: what came before is the replay's
+        await seed_conversation(runtime, inbox_id, "heard")
+        await hub._dispatch_batch()
+        frames = [json.loads(subscriber.queue.get_nowait()) for _ in range(subscriber.queue.qsize())]
+        assert frames and all(f["seq"] > newest for f in frames)
+        assert [f["data"]["content"] for f in frames if f["event"] == "message.created"] == ["hello"]
+    finally:
+        await hub.stop()
+        await hub.db.dispose()

@@ -467,7 +467,7 @@ async def visitor_stream(websocket: WebSocket) -> None:
     )
     guard.streams[address] = guard.streams.get(address, 0) + 1
     guard.visitors[contact_inbox.id] = guard.visitors.get(contact_inbox.id, 0) + 1
-    hub.register(subscriber)  # first register, then read: no conversation falls between
+    await hub.join(subscriber)  # first register, then read: no conversation falls between
     tasks: list[asyncio.Task[Any]] = []
     try:
         async with runtime.db.read_session() as session:

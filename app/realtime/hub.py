@@ -115,6 +115,8 @@ class Hub:
         self.broker = broker
         self.retention = timedelta(days=retention_days)
         self.last_dispatched = 0
+        #: True once a pass was skipped for want of subscribers (see :meth:`join`).
+        self._skipped = False
         self._subscribers: dict[int, set[Subscriber]] = {}
         self._wake = asyncio.Event()
         #: Other log followers in this process (webhooks) woken with the hub.
@@ -148,6 +150,22 @@ class Hub:
         await self.broker.stop()
 
     # -- subscribers -----------------------------------------------------------------
+    async def join(self, subscriber: Subscriber) -> int:
+        """Register a stream's subscriber (what the endpoints call); returns the seam.
+
+        While nobody subscribes, the hub does not read the log (see :meth:`_dispatch_batch`);
+        the first subscriber after that moves the hub to the log's end first, so it is not
+        sent what happened before it came. With subscribers present the hub never jumps:
+        a jump would skip events they wait for.
+        """
+        if self._skipped and not self._subscribers:
+            async with self.db.read_session() as session:
+                newest = int(await session.scalar(select(func.max(Event.seq))) or 0)
+            if not self._subscribers:  # nobody joined meanwhile
+                self.last_dispatched = max(self.last_dispatched, newest)
+                self._skipped = False
+        return self.register(subscriber)
+
     def register(self, subscriber: Subscriber) -> int:
         """Add a subscriber; returns the seam (see the module docstring)."""
         self._subscribers.setdefault(subscriber.account_id, set()).add(subscriber)
@@ -233,6 +251,11 @@ class Hub:
                 await asyncio.sleep(1)
 
     async def _dispatch_batch(self) -> int:
+        if not self._subscribers:
+            # Nobody to send to: reading the log on every commit would be wasted (a
+            # webhook-only process reads nothing). :meth:`join` catches up.
+            self._skipped = True
+            return 0
         async with self.db.read_session() as session:
             rows = (
                 await session.execute(
@@ -245,6 +268,8 @@ class Hub:
         now = time.time()
         # No await from here to the end: dispatch and seam move together.
         for seq, account_id, inbox_id, event_type, payload, created_at in rows:
+            if seq <= self.last_dispatched:
+                continue  # a join moved the hub past it while this read was under way
             group = self._subscribers.get(account_id)
             if group:
                 frame = outgoing(seq, event_type, payload)

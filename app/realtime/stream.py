@@ -93,7 +93,7 @@ async def stream(websocket: WebSocket, account_id: int) -> None:
         account_id=account_id, user_id=user.id, is_admin=user.role == "administrator",
         inbox_ids=inbox_ids, queue_size=settings.stream_queue_size,
     )
-    seam = hub.register(subscriber)
+    seam = await hub.join(subscriber)
     tasks: list[asyncio.Task[Any]] = []
     try:
         since = _since(websocket)
