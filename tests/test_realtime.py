@@ -356,7 +356,9 @@ async def test_a_hub_without_subscribers_reads_nothing_and_the_next_one_starts_a
         async with runtime.db.read_session() as session:
             newest = await session.scalar(select(func.max(Event.seq)))
         subscriber = Subscriber(tenant.account_id, tenant.admin_id, True, frozenset(), queue_size=100)
-        assert await hub.join(subscriber) == newest  # the seam: what came before is the replay's
+        log_end = await hub.log_end()  # read before the stream is accepted
+        assert log_end == newest
+        assert hub.join(subscriber, log_end) == newest  # the seam: what came before is the replay's
         await seed_conversation(runtime, inbox_id, "heard")
         await hub._dispatch_batch()
         frames = [json.loads(subscriber.queue.get_nowait()) for _ in range(subscriber.queue.qsize())]
@@ -365,3 +367,20 @@ async def test_a_hub_without_subscribers_reads_nothing_and_the_next_one_starts_a
     finally:
         await hub.stop()
         await hub.db.dispose()
+
+
+async def test_a_stream_opened_on_a_resting_hub_gets_everything_after_it_opened(live_server, tenants, runtime):
+    tenant = await tenants.new()
+    inbox_id = await tenant.inbox("api")
+    await seed_conversation(runtime, inbox_id, "resting")
+    number = await display_id(live_server, tenant)
+    async with httpx.AsyncClient(base_url=live_server, headers=tenant.headers) as http:
+        # A commit in the server while no stream is open: its hub rests (reads nothing).
+        await http.post(tenant.path(f"/conversations/{number}/messages"), json={"content": "unheard"})
+        await asyncio.sleep(0.3)
+        async with stream(ws_base(live_server), tenant) as ws:
+            for i in range(20):  # at once, while the server is still registering the stream
+                await http.post(tenant.path(f"/conversations/{number}/messages"), json={"content": f"right after {i}"})
+            frames = await frames_until(ws, lambda fs: len(created(fs, "right after")) == 20)
+    assert [f["data"]["content"] for f in created(frames, "right after")] == [f"right after {i}" for i in range(20)]
+    assert not created(frames, "unheard")  # what came before the stream is not sent

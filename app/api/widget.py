@@ -451,6 +451,7 @@ async def visitor_stream(websocket: WebSocket) -> None:
     runtime: Runtime = websocket.app.state.runtime
     guard = guard_of(websocket.app)
     address = client_address(websocket)
+    log_end = await hub.log_end()  # before the accept: see Hub.join
     await websocket.accept()
     if guard.buckets.take("stream", address) or guard.streams.get(address, 0) >= guard.settings.max_streams_per_address:
         await websocket.close(code=CLOSE_TOO_MANY)
@@ -467,7 +468,7 @@ async def visitor_stream(websocket: WebSocket) -> None:
     )
     guard.streams[address] = guard.streams.get(address, 0) + 1
     guard.visitors[contact_inbox.id] = guard.visitors.get(contact_inbox.id, 0) + 1
-    await hub.join(subscriber)  # first register, then read: no conversation falls between
+    hub.join(subscriber, log_end)  # first register, then read: no conversation falls between
     tasks: list[asyncio.Task[Any]] = []
     try:
         async with runtime.db.read_session() as session:

@@ -150,20 +150,26 @@ class Hub:
         await self.broker.stop()
 
     # -- subscribers -----------------------------------------------------------------
-    async def join(self, subscriber: Subscriber) -> int:
+    async def log_end(self) -> int | None:
+        """The log's end while the hub rests (no subscribers: see :meth:`_dispatch_batch`),
+        else None. An endpoint reads it before it accepts a stream and hands it to :meth:`join`."""
+        if not self._skipped or self._subscribers:
+            return None
+        async with self.db.read_session() as session:
+            return int(await session.scalar(select(func.max(Event.seq))) or 0)
+
+    def join(self, subscriber: Subscriber, log_end: int | None) -> int:
         """Register a stream's subscriber (what the endpoints call); returns the seam.
 
-        While nobody subscribes, the hub does not read the log (see :meth:`_dispatch_batch`);
-        the first subscriber after that moves the hub to the log's end first, so it is not
-        sent what happened before it came. With subscribers present the hub never jumps:
-        a jump would skip events they wait for.
+        While nobody subscribes, the hub does not read the log. The first subscriber after
+        such a rest moves the hub to ``log_end``, the end read *before* its stream was
+        accepted: everything committed once the client could act is after it, so nothing
+        the client caused is skipped, and nothing from before it came is sent. With
+        subscribers present the hub never jumps: a jump would skip events they wait for.
         """
-        if self._skipped and not self._subscribers:
-            async with self.db.read_session() as session:
-                newest = int(await session.scalar(select(func.max(Event.seq))) or 0)
-            if not self._subscribers:  # nobody joined meanwhile
-                self.last_dispatched = max(self.last_dispatched, newest)
-                self._skipped = False
+        if log_end is not None and self._skipped and not self._subscribers:
+            self.last_dispatched = max(self.last_dispatched, log_end)
+            self._skipped = False
         return self.register(subscriber)
 
     def register(self, subscriber: Subscriber) -> int:

@@ -80,6 +80,7 @@ async def stream(websocket: WebSocket, account_id: int) -> None:
     """Replay from ``since``, then live events, to one agent."""
     hub: Hub = websocket.app.state.hub
     settings = websocket.app.state.runtime.settings
+    log_end = await hub.log_end()  # before the accept: see Hub.join
     await websocket.accept()
     user, inbox_ids, refusal = await _authenticate(websocket, account_id)
     if refusal:
@@ -93,7 +94,7 @@ async def stream(websocket: WebSocket, account_id: int) -> None:
         account_id=account_id, user_id=user.id, is_admin=user.role == "administrator",
         inbox_ids=inbox_ids, queue_size=settings.stream_queue_size,
     )
-    seam = await hub.join(subscriber)
+    seam = hub.join(subscriber, log_end)
     tasks: list[asyncio.Task[Any]] = []
     try:
         since = _since(websocket)
