@@ -22,6 +22,7 @@ from app.models import Attachment, Conversation, Inbox, Message, utcnow
 from app.sla import hooks as sla_hooks
 from app.sla.engine import reply_permission
 from app.tickets import continuity
+from app.tickets.presenters import message_conversation_json
 from app.tickets.views import present_messages
 from connectors.registry import dispatched_channel_types
 
@@ -55,14 +56,7 @@ async def queue_message_event(
     """Queue ``message.created`` / ``message.updated`` for a message of ``conversation``."""
     await session.flush()
     (body,) = await present_messages(session, [message], {conversation.id: conversation.display_id})
-    body["conversation"] = {
-        "id": conversation.display_id,
-        "inbox_id": conversation.inbox_id,
-        "status": conversation.status,
-        "assignee_id": conversation.assignee_id,
-        "team_id": conversation.team_id,
-        "contact_id": conversation.contact_id,
-    }
+    body["conversation"] = message_conversation_json(conversation)
     append_event(
         session,
         account_id=conversation.account_id,
