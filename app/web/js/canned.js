@@ -1,7 +1,7 @@
 // Canned responses in the composer: typing `/` (at the start or after a space) opens a
 // list filtered by what follows; ↑/↓ move, Enter or Tab insert, Esc closes.
 
-import { h, replaceChildren } from "./dom.js";
+import { closeOnBlur, h, replaceChildren } from "./dom.js";
 import { t } from "./i18n.js";
 
 const TRIGGER = /(^|\s)\/([^\s/]*)$/;
@@ -110,6 +110,6 @@ export function cannedPicker(textarea, api) {
     return true;
   }
 
-  textarea.addEventListener("blur", () => setTimeout(close, 150));
+  closeOnBlur(textarea, close);
   return { el, handleKey, update, close };
 }

@@ -43,3 +43,14 @@ export function reconcile(parent, nodes) {
   while (parent.children.length > nodes.length) parent.lastElementChild.remove();
   if (active && active !== document.activeElement && parent.contains(active)) active.focus({ preventScroll: true });
 }
+
+/**
+ * Close a picker attached to `input` shortly after the input loses focus (the delay lets a
+ * click on the picker land first), unless the focus has come back by then: a stale timer
+ * must not close a picker the agent opened again meanwhile.
+ */
+export function closeOnBlur(input, close, delayMs = 150) {
+  input.addEventListener("blur", () => setTimeout(() => {
+    if (document.activeElement !== input) close();
+  }, delayMs));
+}

@@ -4,7 +4,7 @@
 // `[@Name](mention://user/<id>/<name, URI-encoded>)`, which is what notifications (and
 // Chatwoot clients) look for; `mentionParts` turns stored links back into `@Name`.
 
-import { h, replaceChildren } from "./dom.js";
+import { closeOnBlur, h, replaceChildren } from "./dom.js";
 import { t } from "./i18n.js";
 
 const TRIGGER = /(^|\s)@([^\s@]*)$/u;
@@ -145,6 +145,6 @@ export function mentionPicker(textarea, { agents, enabled }) {
     return text.replace(pattern, (_, name) => `[@${name}](mention://user/${picked.get(name)}/${encodeURIComponent(name)})`);
   }
 
-  textarea.addEventListener("blur", () => setTimeout(close, 150));
+  closeOnBlur(textarea, close);
   return { el, handleKey, update, close, encode, reset: () => picked.clear() };
 }
