@@ -21,7 +21,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-from sqlalchemy import event
+from sqlalchemy import event, text
 from sqlalchemy import exc as exc_module
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
@@ -171,3 +171,21 @@ async def commit(session: AsyncSession) -> None:
     await record_pending(session)  # reporting events, in this same transaction
     await flush_pending_events(session)
     await session.commit()
+
+
+_NO_BITMAP_SCAN = text("SET LOCAL enable_bitmapscan = off")
+
+
+async def queue_scan(session: AsyncSession) -> None:
+    """Before reading a work queue through a partial index of pending rows (webhook
+    deliveries, replies to send): on PostgreSQL, no bitmap scan for the rest of the
+    transaction.
+
+    Every row that leaves the queue leaves a dead entry in the partial index until VACUUM.
+    A bitmap scan, which the planner prefers for the few rows it expects, visits every
+    dead entry on every read: 18,000 buffers and 12 ms per claim after 19,000 webhook
+    deliveries. A plain index scan marks dead entries once and skips them afterwards:
+    62 buffers.
+    """
+    if session.bind.dialect.name == "postgresql":
+        await session.execute(_NO_BITMAP_SCAN)

@@ -29,7 +29,7 @@ from sqlalchemy import select
 
 from app.auth.secrets_box import SecretsBox
 from app.config import Settings
-from app.db import Database
+from app.db import Database, queue_scan
 from app.models import Message
 from app.runner import leases
 from app.runner.stale import warn_stale_inboxes
@@ -163,6 +163,7 @@ class ConnectorRunner:
                 continue
             try:
                 async with self.db.read_session() as session:
+                    await queue_scan(session)
                     waiting = set(await session.scalars(
                         select(Message.inbox_id).distinct().where(
                             Message.status == "pending", Message.inbox_id.in_(sorted(self.workers)))

@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.db import queue_scan
 from app.models import Attachment, ContactInbox, Conversation, Message, utcnow
 from app.storage import FileStore
 from app.tickets.replies import queue_message_event
@@ -27,6 +28,7 @@ THREAD_IDS = 20
 
 async def pending_replies(session: AsyncSession, inbox_id: int, *, limit: int = 20) -> list[Message]:
     """The inbox's replies still to send, oldest first."""
+    await queue_scan(session)
     rows = await session.scalars(
         select(Message)
         .where(Message.status == "pending", Message.inbox_id == inbox_id,
