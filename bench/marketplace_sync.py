@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import resource
 import socket
@@ -115,6 +116,9 @@ async def _sync(database: str, url: str, channel: dict[str, Any], expected: int)
         inbox_id = inbox.id
     runner = ConnectorRunner(runtime.db, runtime.store, runtime.box, settings, only=(inbox_id,))
     samples: list[tuple[float, int, int]] = []
+    # This process stands in for a server, which freezes its start-up objects once up
+    # (app/main.py): without it, full collections re-scan them (7 % of the sync's time).
+    gc.freeze()
     started = time.perf_counter()
     await runner.start()
     stored = 0
