@@ -4,8 +4,9 @@
 // `[@Name](mention://user/<id>/<name, URI-encoded>)`, which is what notifications (and
 // Chatwoot clients) look for; `mentionParts` turns stored links back into `@Name`.
 
-import { closeOnBlur, h, replaceChildren } from "./dom.js";
+import { h } from "./dom.js";
 import { t } from "./i18n.js";
+import { listPicker } from "./picker.js";
 
 const TRIGGER = /(^|\s)@([^\s@]*)$/u;
 const LINK = /\[@([^\]]*)\]\(mention:\/\/user\/(\d+)\/[^)\s]*\)/gu;
@@ -58,82 +59,28 @@ function escapeRegExp(text) {
  * it used the key, update(), close(), encode(text), reset()}.
  */
 export function mentionPicker(textarea, { agents, enabled }) {
-  let shown = [];
-  let active = 0;
-  let query = null;
   const picked = new Map();  // shown name -> agent id
   const el = h("ul", { class: "canned mentions", id: "mention-list", role: "listbox", "aria-label": t("mention.label"),
     hidden: true });
-
-  function trigger() {
-    if (!enabled()) return null;
-    const match = TRIGGER.exec(textarea.value.slice(0, textarea.selectionStart));
-    return match ? match[2] : null;
-  }
-
-  function close() {
-    if (query === null && el.hidden) return;
-    query = null;
-    shown = [];
-    el.hidden = true;
-    textarea.setAttribute("aria-expanded", "false");
-    textarea.setAttribute("aria-controls", "canned-list");
-    textarea.removeAttribute("aria-activedescendant");
-  }
-
-  function render() {
-    el.hidden = false;
-    textarea.setAttribute("aria-controls", "mention-list");
-    textarea.setAttribute("aria-expanded", "true");
-    if (!shown.length) {
-      replaceChildren(el, h("li", { class: "canned-empty", role: "presentation" }, t("mention.none", { q: query })));
-      textarea.removeAttribute("aria-activedescendant");
-      return;
-    }
-    replaceChildren(el, shown.map((agent, index) => h("li", {
-      id: `mention-${agent.id}`, role: "option", class: "canned-item mention-item", "aria-selected": String(index === active),
-      onmousedown: (event) => { event.preventDefault(); insert(agent); },
-    }, h("span", { class: "canned-code", dir: "auto" }, `@${agentName(agent)}`),
-    agent.email ? h("span", { class: "canned-text" }, " ", agent.email) : null)));
-    textarea.setAttribute("aria-activedescendant", `mention-${shown[active].id}`);
-  }
-
-  function insert(agent) {
-    const name = agentName(agent);
-    picked.set(name, agent.id);
-    const caret = textarea.selectionStart;
-    const before = textarea.value.slice(0, caret).replace(TRIGGER, (_, space) => `${space}@${name} `);
-    textarea.value = before + textarea.value.slice(caret);
-    textarea.setSelectionRange(before.length, before.length);
-    close();
-    textarea.dispatchEvent(new Event("input", { bubbles: true }));
-    textarea.focus();
-  }
+  const picker = listPicker(textarea, {
+    list: el,
+    trigger: TRIGGER,
+    optionId: (agent) => `mention-${agent.id}`,
+    optionClass: "canned-item mention-item",
+    optionContent: (agent) => [h("span", { class: "canned-code", dir: "auto" }, `@${agentName(agent)}`),
+      agent.email ? h("span", { class: "canned-text" }, " ", agent.email) : null],
+    emptyText: (query) => t("mention.none", { q: query }),
+    insertText: (agent) => `@${agentName(agent)} `,
+    onPick: (agent) => picked.set(agentName(agent), agent.id),
+    // The box's list is the canned responses' except while this one is open.
+    onShow: () => textarea.setAttribute("aria-controls", "mention-list"),
+    onClose: () => textarea.setAttribute("aria-controls", "canned-list"),
+  });
 
   function update() {
-    const q = trigger();
-    if (q === null) return close();
-    query = q;
-    shown = rankAgents(agents(), q);
-    active = 0;
-    return render();
-  }
-
-  function handleKey(event) {
-    if (query === null || el.hidden) return false;
-    if (event.key === "ArrowDown" || event.key === "ArrowUp") {
-      if (shown.length) active = (active + (event.key === "ArrowDown" ? 1 : shown.length - 1)) % shown.length;
-      render();
-    } else if ((event.key === "Enter" || event.key === "Tab") && !event.shiftKey && !event.isComposing) {
-      if (!shown.length) { close(); return false; }
-      insert(shown[active]);
-    } else if (event.key === "Escape") {
-      close();
-    } else {
-      return false;
-    }
-    event.preventDefault();
-    return true;
+    const q = enabled() ? picker.typedQuery() : null;
+    if (q === null) return picker.close();
+    return picker.show(q, rankAgents(agents(), q));
   }
 
   /** The note's text with each picked `@Name` still in it as Chatwoot's mention link. */
@@ -145,6 +92,5 @@ export function mentionPicker(textarea, { agents, enabled }) {
     return text.replace(pattern, (_, name) => `[@${name}](mention://user/${picked.get(name)}/${encodeURIComponent(name)})`);
   }
 
-  closeOnBlur(textarea, close);
-  return { el, handleKey, update, close, encode, reset: () => picked.clear() };
+  return { el, handleKey: picker.handleKey, update, close: picker.close, encode, reset: () => picked.clear() };
 }
