@@ -23,6 +23,7 @@ from app.models import Attachment, ConnectorCursor, Conversation, Inbox, Message
 from app.runner import ConnectorRunner
 from tests.connector_runner import eventually as wait_until
 from tests.connector_runner import running as run_connectors
+from connectors.base.marketplace import json_content, placeholder_text
 from connectors.base.marketplace_sandbox import MarketplaceSandbox
 from connectors.ebay import sandbox as ebay_sandbox
 from connectors.lazada import sandbox as lazada_sandbox
@@ -543,3 +544,27 @@ async def test_buyers_images_are_stored_as_files_on_every_marketplace(client, te
     (stored,) = (await attachments_of(runtime, inbox_id))[str(photo.id)]
     assert stored.file_type == "image" and stored.external_url == photo.text
     assert runtime.store.path(stored.storage_path).read_bytes() == PNG
+
+
+@pytest.mark.parametrize(("content", "expected"), [
+    ('{"txt": "hello", "orderId": 42}', {"txt": "hello", "orderId": 42}),
+    (None, {}),
+    ("", {}),
+    ("not json", {"txt": "not json"}),
+    ("[1, 2]", {"txt": "[1, 2]"}),
+    ('"a string"', {"txt": "a string"}),
+    ("null", {"txt": "None"}),
+])
+def test_json_content_reads_a_content_string_as_an_object(content, expected):
+    assert json_content(content, "txt") == expected
+
+
+@pytest.mark.parametrize(("fields", "expected"), [
+    ({"order_id": "O1", "product_id": 7, "url": "https://x/y"}, "[Shopee order O1]"),
+    ({"order_id": 0, "product_id": 7, "url": "https://x/y"}, "[Shopee product 7]"),
+    ({"product_id": "", "url": "https://x/y"}, "[Shopee sticker: https://x/y]"),
+    ({}, "[Shopee sticker message: not shown in Postroom]"),
+    ({"url": None, "fallback": "[Shopee: other]"}, "[Shopee: other]"),
+])
+def test_placeholder_text_names_what_a_message_without_text_carries(fields, expected):
+    assert placeholder_text("Shopee", "sticker", **fields) == expected

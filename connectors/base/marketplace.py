@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
+import json
 import logging
 import time
 from abc import abstractmethod
@@ -509,6 +510,38 @@ def _pass(watermark: float | None, top: float | None) -> Cursor:
     if top is not None:
         state["top"] = top
     return state
+
+
+def json_content(value: Any, text_key: str) -> dict[str, Any]:
+    """A message's ``content`` that the platform sends as a JSON string (Lazada, TikTok
+    Shop), read as an object.
+
+    Missing content (None, ``""``) is ``{}``; content that is not JSON, or JSON that is not
+    an object, is kept as text under ``text_key`` (the platform's own text field).
+    """
+    try:
+        content = json.loads(value or "{}")
+    except ValueError:
+        return {text_key: str(value)}
+    return content if isinstance(content, dict) else {text_key: str(content)}
+
+
+def placeholder_text(marketplace: str, kind: str, *, order_id: Any = None, product_id: Any = None,
+                     url: Any = None, fallback: str | None = None) -> str:
+    """The text shown for a message that has none of its own (a card, a sticker, a video).
+
+    The first that is set wins: the order it names (``[Shopee order 123]``), the product,
+    the URL of what it carries (``[Shopee sticker: https://…]``); otherwise ``fallback``,
+    or a note that Postroom does not show messages of this ``kind``. Which of the message's
+    fields name an order, a product or a URL is the platform's to say.
+    """
+    if order_id:
+        return f"[{marketplace} order {order_id}]"
+    if product_id:
+        return f"[{marketplace} product {product_id}]"
+    if url:
+        return f"[{marketplace} {kind}: {url}]"
+    return fallback or f"[{marketplace} {kind} message: not shown in Postroom]"
 
 
 def order_attributes(marketplace: str, *, order_id: Any = None, product_id: Any = None) -> dict[str, Any]:

@@ -26,7 +26,6 @@ Settings: ``api_base_url`` (the country's REST base, e.g. ``https://api.lazada.c
 
 from __future__ import annotations
 
-import json
 import time
 from typing import Any
 
@@ -39,6 +38,8 @@ from connectors.base.marketplace import (
     TokenGrant,
     answer_body,
     hmac_sha256_hex,
+    json_content,
+    placeholder_text,
     platform_error,
     url_setting,
 )
@@ -148,11 +149,7 @@ class LazadaConnector(MarketplaceConnector):
         """A Lazada message; system messages (``type`` 2) are skipped, recalled ones noted."""
         if int(raw.get("type") or 1) == 2:
             return None
-        try:
-            content = json.loads(raw.get("content") or "{}")
-        except ValueError:
-            content = {"txt": str(raw.get("content"))}
-        content = content if isinstance(content, dict) else {"txt": str(content)}
+        content = json_content(raw.get("content"), "txt")
         template = int(raw.get("template_id") or TEXT)
         from_buyer = int(raw.get("from_account_type") or 1) == 1
         text = content.get("txt")
@@ -181,10 +178,7 @@ class LazadaConnector(MarketplaceConnector):
 
 
 def _note(template: int, content: dict[str, Any]) -> str:
-    if template == ORDER and content.get("orderId"):
-        return f"[Lazada order {content['orderId']}]"
-    if template == ITEM and content.get("itemId"):
-        return f"[Lazada product {content['itemId']}]"
-    if template == IMAGE and content.get("imgUrl"):
-        return f"[Lazada image: {content['imgUrl']}]"
-    return f"[Lazada message (template {template}): not shown in Postroom]"
+    return placeholder_text("Lazada", "image", order_id=content.get("orderId") if template == ORDER else None,
+                            product_id=content.get("itemId") if template == ITEM else None,
+                            url=content.get("imgUrl") if template == IMAGE else None,
+                            fallback=f"[Lazada message (template {template}): not shown in Postroom]")

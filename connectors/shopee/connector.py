@@ -56,6 +56,7 @@ from connectors.base.marketplace import (
     TokenGrant,
     answer_body,
     hmac_sha256_hex,
+    placeholder_text,
     platform_error,
 )
 from connectors.base.marketplace_media import download_attachments, image_attachment
@@ -251,10 +252,5 @@ class ShopeeConnector(MarketplaceConnector, PushConnector):
 
 
 def _note(kind: str, content: dict[str, Any]) -> str:
-    if kind == "order" and content.get("order_sn"):
-        return f"[Shopee order {content['order_sn']}]"
-    if kind == "item" and content.get("item_id"):
-        return f"[Shopee product {content['item_id']}]"
-    if content.get("url"):
-        return f"[Shopee {kind}: {content['url']}]"
-    return f"[Shopee {kind} message: not shown in Postroom]"
+    return placeholder_text("Shopee", kind, order_id=content.get("order_sn") if kind == "order" else None,
+                            product_id=content.get("item_id") if kind == "item" else None, url=content.get("url"))

@@ -40,6 +40,8 @@ from connectors.base.marketplace import (
     TokenGrant,
     answer_body,
     hmac_sha256_hex,
+    json_content,
+    placeholder_text,
     platform_error,
     url_setting,
 )
@@ -162,11 +164,7 @@ class TikTokShopConnector(MarketplaceConnector):
         sender = raw.get("sender") or {}
         role = str(sender.get("role") or "BUYER")
         kind = str(raw.get("type") or "TEXT")
-        try:
-            content = json.loads(raw.get("content") or "{}")
-        except ValueError:
-            content = {"content": str(raw.get("content"))}
-        content = content if isinstance(content, dict) else {"content": str(content)}
+        content = json_content(raw.get("content"), "content")
         text = content.get("content") if kind == "TEXT" else None
         attachments = []
         if kind == "IMAGE" and content.get("url"):
@@ -192,10 +190,7 @@ class TikTokShopConnector(MarketplaceConnector):
 
 
 def _note(kind: str, content: dict[str, Any]) -> str:
-    if kind == "ORDER_CARD" and content.get("order_id"):
-        return f"[TikTok Shop order {content['order_id']}]"
-    if kind == "PRODUCT_CARD" and content.get("product_id"):
-        return f"[TikTok Shop product {content['product_id']}]"
-    if content.get("url"):
-        return f"[TikTok Shop {kind.lower()}: {content['url']}]"
-    return f"[TikTok Shop {kind.lower()} message: not shown in Postroom]"
+    return placeholder_text("TikTok Shop", kind.lower(),
+                            order_id=content.get("order_id") if kind == "ORDER_CARD" else None,
+                            product_id=content.get("product_id") if kind == "PRODUCT_CARD" else None,
+                            url=content.get("url"))
