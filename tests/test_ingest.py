@@ -235,3 +235,75 @@ async def test_attachments_are_stored_under_the_data_dir(tenants, runtime):
         attachment = await session.scalar(select(Attachment).where(Attachment.message_id == result.message_id))
     assert attachment.file_size == 13 and attachment.file_name == "ใบเสร็จ.pdf"
     assert runtime.store.path(attachment.storage_path).read_bytes() == b"%PDF-1.4 demo"
+
+
+async def test_a_batch_of_new_conversations_with_breaching_clocks_stores_each_once(tenants, runtime):
+    """Ten senders write, a day ago; two hours later each writes again or the seller
+    answers on the platform, all in one batch, under a one-hour first-response policy:
+    the clocks breach while the batch is stored (a flush in its middle). Each
+    conversation is written once with its final state, before the rows that point to it;
+    on PostgreSQL the batch's new conversations share one or two statements (their ids
+    taken ahead) instead of one each."""
+    from sqlalchemy import event
+
+    from app.models import SlaClock
+    from app.sla import service as sla_service
+
+    tenant = await tenants.new()
+    inbox_id = await tenant.inbox("api")
+    async with runtime.db.write_session() as session:
+        await sla_service.save_policy(session, tenant.account_id, None, {
+            "name": "One hour", "first_response_time_threshold": 3600, "rules": {"channel_types": ["api"]}})
+    start = utcnow() - timedelta(days=1)
+    first = [inbound(inbox_id, f"nc{n}-q", sender=f"buyer-{n}", sent_at=start + timedelta(minutes=n))
+             for n in range(10)]
+    second = []
+    for n in range(10):
+        later = start + timedelta(hours=2, minutes=n)
+        if n % 2:  # the seller answered on the platform: an echo
+            second.append(inbound(inbox_id, f"nc{n}-a", sender=f"buyer-{n}", direction="outgoing", sent_at=later))
+        else:
+            second.append(inbound(inbox_id, f"nc{n}-q2", sender=f"buyer-{n}", sent_at=later))
+
+    inserts: list[str] = []
+
+    def note(conn, cursor, statement, parameters, context, executemany):
+        if statement.lstrip().upper().startswith("INSERT INTO CONVERSATIONS"):
+            inserts.append(statement)
+
+    event.listen(runtime.db.engine.sync_engine, "before_cursor_execute", note)
+    try:
+        results = await ingest_messages(runtime.db, first + second)
+    finally:
+        event.remove(runtime.db.engine.sync_engine, "before_cursor_execute", note)
+
+    assert [r.status for r in results] == ["created"] * 20
+    conversation_ids = {r.conversation_id for r in results}
+    assert len(conversation_ids) == 10
+    if runtime.db.engine.dialect.name == "postgresql":
+        assert len(inserts) <= 2  # the first policy lookup writes the first conversation
+    async with runtime.db.read_session() as session:
+        conversations = {c.created_at: c for c in await session.scalars(
+            select(Conversation).where(Conversation.inbox_id == inbox_id))}
+        assert {c.id for c in conversations.values()} == conversation_ids
+        for n in range(10):
+            conversation = conversations[start + timedelta(minutes=n)]
+            later = start + timedelta(hours=2, minutes=n)
+            assert conversation.last_activity_at == later
+            assert conversation.first_reply_created_at == (later if n % 2 else None)
+            assert conversation.waiting_since == (None if n % 2 else start + timedelta(minutes=n))
+        assert sorted(c.display_id for c in conversations.values()) == list(range(1, 11))
+        clocks = {c.conversation_id: c for c in await session.scalars(select(SlaClock).where(
+            SlaClock.conversation_id.in_(conversation_ids), SlaClock.kind == "first_response"))}
+        assert set(clocks) == conversation_ids
+        answered = {conversations[start + timedelta(minutes=n)].id for n in range(1, 10, 2)}
+        # Answered late: breached with its time; still waiting: the scheduler breaches it.
+        assert {i for i, c in clocks.items() if c.status == "breached"} == answered
+        assert {i for i, c in clocks.items() if c.status == "active"} == conversation_ids - answered
+        created = await session.scalars(select(Event.conversation_id).where(
+            Event.account_id == tenant.account_id, Event.event_type == "conversation.created"))
+        assert sorted(created) == sorted(conversation_ids)
+        breached = await session.scalars(select(Event.conversation_id).where(
+            Event.account_id == tenant.account_id, Event.event_type == "sla.breached"))
+        assert sorted(breached) == sorted(answered)
+    assert await count(runtime, Message, Message.inbox_id == inbox_id) == 20

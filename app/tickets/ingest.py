@@ -58,7 +58,7 @@ from app.models import (
 from app.models.conversations import new_conversation_uuid
 from app.sla import hooks as sla_hooks
 from app.storage import FileStore
-from app.tickets import presenters
+from app.tickets import new_conversations, presenters
 from app.tickets.views import conversation_labels
 from connectors.base import InboundAttachment, InboundMessage
 
@@ -123,6 +123,10 @@ class _BatchContext:
     pending: list[_PendingMessage] = field(default_factory=list)
     #: Conversation numbers taken for the batch's new conversations, per account.
     display_ids: dict[int, list[int]] = field(default_factory=dict)
+    #: How many conversations the batch will certainly create, until their ids are taken …
+    certain_new_conversations: int = 0
+    #: … and those ids, taken ahead on PostgreSQL (see ``app.tickets.new_conversations``).
+    conversation_ids: list[int] = field(default_factory=list)
 
 
 async def ingest_batch(
@@ -354,6 +358,7 @@ async def _insert_pending(session: AsyncSession, context: _BatchContext) -> None
     """Insert the messages waiting in the batch, in order, and give them their ids."""
     if not context.pending:
         return
+    await new_conversations.write_waiting(session)
     ids = await _insert_rows(session, _INSERT_MESSAGES, [p.row for p in context.pending], _MESSAGE_KEY)
     attachments = []
     for pending, message_id in zip(context.pending, ids, strict=True):
@@ -511,6 +516,7 @@ async def _take_display_ids(session: AsyncSession, context: _BatchContext, fresh
     for (_, inbox_id, _), certain in keys.items():
         if certain:
             wanted[context.inboxes[inbox_id].account_id] += 1
+    context.certain_new_conversations = sum(wanted.values())
     for account_id, count in wanted.items():
         if count < 2 or identity_key(Account, account_id) in session.identity_map:
             continue  # one number costs the same statement either way
@@ -755,7 +761,7 @@ async def _new_conversation(
         created_at=sent_at,
     )
     _apply_message_to_conversation(conversation, message_type, inbound.automatic, sent_at)
-    return await _insert_conversation(session, conversation)
+    return await _insert_conversation(session, context, conversation)
 
 
 _CONVERSATION_COLUMNS = tuple(c.key for c in Conversation.__table__.columns if c.key != "id")
@@ -763,17 +769,22 @@ _INSERT_CONVERSATION = insert(Conversation.__table__).returning(Conversation.__t
 _NEW_CONVERSATIONS = "postroom_new_conversations"
 
 
-async def _insert_conversation(session: AsyncSession, draft: Conversation) -> Conversation:
-    """Insert a new conversation row alone and return it attached to the session.
+async def _insert_conversation(session: AsyncSession, context: _BatchContext, draft: Conversation) -> Conversation:
+    """Insert a new conversation row and return it attached to the session.
 
     Its id is needed at once (messages and clocks point to it), but a session flush would
     also write every other change of the batch so far, and the conversations' updates are
-    cheaper written together at the batch's end. So the row is inserted with Core and the
-    object joins the session as loaded, with every column known."""
+    cheaper written together at the batch's end. So the row is inserted with Core (or,
+    with an id taken ahead, left to be written with the batch's other new conversations)
+    and the object joins the session as loaded, with every column known."""
     values = {key: draft.__dict__.get(key) for key in _CONVERSATION_COLUMNS}
     values["uuid"] = values["uuid"] or new_conversation_uuid()
     values["updated_at"] = values["updated_at"] or utcnow()
-    conversation_id = (await session.execute(_INSERT_CONVERSATION, values)).scalar_one()
+    conversation_id = await _id_taken_ahead(session, context)
+    if conversation_id is None:
+        conversation_id = (await session.execute(_INSERT_CONVERSATION, values)).scalar_one()
+    else:
+        new_conversations.defer(session, {"id": conversation_id, **values})
     conversation = Conversation(id=conversation_id, **values)
     make_transient_to_detached(conversation)
     session.add(conversation)
@@ -781,6 +792,18 @@ async def _insert_conversation(session: AsyncSession, draft: Conversation) -> Co
     # conversations again at commit, so keep them until then (no query to reload them).
     session.info.setdefault(_NEW_CONVERSATIONS, []).append(conversation)
     return conversation
+
+
+async def _id_taken_ahead(session: AsyncSession, context: _BatchContext) -> int | None:
+    """An id taken ahead for a new conversation, or None to insert it alone now: on
+    PostgreSQL, the first of the batch's certain new conversations takes the ids of all
+    of them in one query (for one alone, the single insert is as cheap)."""
+    if not context.conversation_ids:
+        certain, context.certain_new_conversations = context.certain_new_conversations, 0
+        if certain < 2 or not new_conversations.can_defer(session):
+            return None
+        context.conversation_ids = await new_conversations.take_ids(session, certain)
+    return context.conversation_ids.pop(0)
 
 
 #: ``app.tickets.numbering.next_display_id``'s statement, built once, as Core.
