@@ -516,13 +516,16 @@ def json_content(value: Any, text_key: str) -> dict[str, Any]:
     """A message's ``content`` that the platform sends as a JSON string (Lazada, TikTok
     Shop), read as an object.
 
-    Missing content (None, ``""``) is ``{}``; content that is not JSON, or JSON that is not
-    an object, is kept as text under ``text_key`` (the platform's own text field).
+    Missing content (None, ``""``, JSON ``null``) is ``{}``; content that is not JSON, or
+    JSON that is not an object, is kept as text under ``text_key`` (the platform's own
+    text field).
     """
     try:
         content = json.loads(value or "{}")
     except ValueError:
         return {text_key: str(value)}
+    if content is None:
+        return {}
     return content if isinstance(content, dict) else {text_key: str(content)}
 
 
