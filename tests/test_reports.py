@@ -171,6 +171,38 @@ async def test_facts_are_recorded_once_and_rebuild_gives_the_same_index(history,
     assert total == len(before)
 
 
+async def test_a_long_conversation_measures_each_wait_from_its_first_message(tenants, runtime, client, monkeypatch):
+    """The live walk reads only the newest messages of an answered conversation when they
+    hold the last reply; a wait longer than that window is still measured from its start,
+    and the live index equals a rebuild from the whole history."""
+    tenant = await tenants.new()
+    inbox = await tenant.inbox("api")
+    start = MON + timedelta(days=7)
+    conversation = await contact_writes(runtime, inbox, "w0", start, "wes")
+    display = await display_id(runtime, conversation)
+    await reply(client, tenant, monkeypatch, display, start + timedelta(minutes=5))
+    for i in range(25):  # answered replies in a row: each walk needs only the newest few
+        await reply(client, tenant, monkeypatch, display, start + timedelta(minutes=6 + i))
+    wait_start = start + timedelta(hours=1)
+    for i in range(30):  # a wait of more messages than the short window
+        await contact_writes(runtime, inbox, f"w{i + 1}", wait_start + timedelta(minutes=i), "wes")
+    await reply(client, tenant, monkeypatch, display, wait_start + timedelta(hours=2))
+    await contact_writes(runtime, inbox, "w99", wait_start + timedelta(hours=3), "wes")
+    await reply(client, tenant, monkeypatch, display, wait_start + timedelta(hours=3, minutes=10))
+
+    recorded = await facts(runtime, tenant.account_id)
+    replies = sorted(value for name, value, _ in recorded.values() if name == "reply_time")
+    assert replies == [300.0, 600.0, 7200.0]
+    assert [value for name, value, _ in recorded.values() if name == "first_response"] == [300.0]
+    assert sum(1 for name, _, _ in recorded.values() if name == "outgoing_message") == 28
+    async with runtime.db.write_session() as session:
+        await session.execute(delete(ReportingEvent).where(ReportingEvent.account_id == tenant.account_id))
+        await session.execute(delete(ReportingRollup).where(ReportingRollup.account_id == tenant.account_id))
+    async with runtime.db.write_session() as session:
+        await rebuild_account(session, tenant.account_id)
+    assert await facts(runtime, tenant.account_id) == recorded
+
+
 async def test_reports_are_for_administrators_of_the_account(history, tenants, client):
     tenant, inbox, _ = history
     _, agent_token = await tenant.agent(inbox_ids=[inbox])

@@ -102,7 +102,9 @@ async def _create(session: Any, principal: Any, runtime: Any, account_id: int, c
         content_type=body.content_type, content_attributes=body.attributes(),
         source_id=body.source_id, echo_id=body.echo_id, attachments=stored,
     )
-    (payload,) = await present_messages(session, [message], {conversation.id: conversation.display_id})
+    payload = replies.presented(session, message)
+    if payload is None:
+        (payload,) = await present_messages(session, [message], {conversation.id: conversation.display_id})
     return payload
 
 

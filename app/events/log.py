@@ -20,6 +20,7 @@ from app.models import Event, utcnow
 
 _PENDING = "postroom_pending_events"
 LAST_SEQ = "postroom_last_event_seq"
+_HELD = "postroom_event_conversations"
 #: ``session.info`` key: the wake topics of the committed transaction (see :func:`wake_topics`).
 WAKE_TOPICS = "postroom_wake_topics"
 #: Topic of a transaction that left a reply waiting to be sent (``status: pending``).
@@ -53,6 +54,18 @@ def append_event(
             "created_at": utcnow(),
         }
     )
+
+
+def hold_conversation(session: AsyncSession, conversation: Any) -> None:
+    """Keep a conversation whose events are queued reachable until the commit: the session
+    maps objects weakly, so once a service let go of it the commit-time readers (the
+    reporting recorder) would load it again."""
+    session.info.setdefault(_HELD, {})[conversation.id] = conversation
+
+
+def held_conversation(session: AsyncSession, conversation_id: int) -> Any | None:
+    """A conversation :func:`hold_conversation` kept, or None."""
+    return session.info.get(_HELD, {}).get(conversation_id)
 
 
 def pending_events(session: AsyncSession) -> list[dict[str, Any]]:

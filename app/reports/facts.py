@@ -99,14 +99,18 @@ def incoming_fact(conv: ConversationInfo, item: MessageItem) -> Fact:
     return Fact("incoming_message", f"in:{item.id}", item.at, item.at, conv.assignee_id, ("message", item.id))
 
 
-def derive(conversation: ConversationInfo, items: Iterable[MessageItem | StatusItem]) -> list[Fact]:
-    """Every fact of the timeline, in time order (see the module docstring)."""
+def derive(conversation: ConversationInfo, items: Iterable[MessageItem | StatusItem], *,
+           answered: bool = False) -> list[Fact]:
+    """Every fact of the timeline, in time order (see the module docstring).
+
+    ``answered``: the conversation's first response is known to precede ``items`` (the
+    live recorder then walks only its newest messages), so none is derived.
+    """
     conv = conversation
     facts: list[Fact] = [opened_fact(conv)]
     waiting: datetime | None = None
     first_wait: datetime | None = None
     handoff: datetime | None = None
-    answered = False
     last_resolved: datetime | None = None
     for item in sorted(items, key=_order):
         if isinstance(item, StatusItem):

@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth.principal import Principal
 from app.errors import Invalid, NotFound
-from app.events.log import append_event
+from app.events.log import append_event, hold_conversation
 from app.models import Attachment, Conversation, Inbox, Message, utcnow
 from app.sla import hooks as sla_hooks
 from app.sla.engine import reply_permission
@@ -50,6 +50,16 @@ class StoredFile:
         )
 
 
+_PRESENTED = "postroom_presented_messages"
+
+
+def presented(session: AsyncSession, message: Message) -> dict[str, Any] | None:
+    """The REST shape of a message :func:`create_message` made in this session (a copy), or
+    None; the API answers with it instead of presenting the message again."""
+    body = session.info.get(_PRESENTED, {}).get(message.id)
+    return dict(body) if body is not None else None
+
+
 async def queue_message_event(
     session: AsyncSession, conversation: Conversation, message: Message, event_type: str
 ) -> dict[str, Any]:
@@ -57,6 +67,7 @@ async def queue_message_event(
     await session.flush()
     (body,) = await present_messages(session, [message], {conversation.id: conversation.display_id})
     body["conversation"] = message_conversation_json(conversation)
+    hold_conversation(session, conversation)
     append_event(
         session,
         account_id=conversation.account_id,
@@ -173,7 +184,8 @@ async def create_message(
         session, conversation, inbox, private=private, at=now,
         author="contact" if incoming else ("bot" if principal.is_bot else "person"),
     )
-    await queue_message_event(session, conversation, message, "message.created")
+    body = await queue_message_event(session, conversation, message, "message.created")
+    session.info.setdefault(_PRESENTED, {})[message.id] = {k: v for k, v in body.items() if k != "conversation"}
     if not private and not incoming and not principal.is_bot:
         await continuity.queue_copy(session, conversation, inbox, message)  # live chat: an e-mail copy
     return message, True

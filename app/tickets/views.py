@@ -34,6 +34,10 @@ async def _by_id(session: AsyncSession, model: Any, ids: set[int]) -> dict[int, 
     ids.discard(None)  # type: ignore[arg-type]
     if not ids:
         return {}
+    if len(ids) == 1:  # usually the one sender, often already in the session: no query then
+        (only,) = ids
+        row = await session.get(model, only)
+        return {row.id: row} if row is not None else {}
     statement = _BY_ID.get(model)
     if statement is None:  # built once per model (building costs about as much as running)
         statement = _BY_ID[model] = select(model).where(model.id.in_(bindparam("ids", expanding=True)))
@@ -80,13 +84,14 @@ async def _senders(session: AsyncSession, messages: Sequence[Message]) -> dict[t
     return senders
 
 
+_ATTACHMENTS = (select(Attachment).where(Attachment.message_id.in_(bindparam("ids", expanding=True)))
+                .order_by(Attachment.id))
+
+
 async def _attachments(session: AsyncSession, message_ids: Sequence[int]) -> dict[int, list[Attachment]]:
     found: dict[int, list[Attachment]] = defaultdict(list)
     if message_ids:
-        rows = await session.scalars(
-            select(Attachment).where(Attachment.message_id.in_(message_ids)).order_by(Attachment.id)
-        )
-        for attachment in rows:
+        for attachment in await session.scalars(_ATTACHMENTS, {"ids": list(message_ids)}):
             found[attachment.message_id].append(attachment)
     return found
 
