@@ -202,6 +202,54 @@ async def test_a_slow_subscriber_is_cut_off_not_the_others(runtime, tenants):
         await hub.db.dispose()
 
 
+def queued_seqs(subscriber: Subscriber) -> list[int]:
+    seqs = []
+    while not subscriber.queue.empty():
+        seqs.append(json.loads(subscriber.queue.get_nowait())["seq"])
+    return seqs
+
+
+async def test_a_commit_of_this_process_is_dispatched_from_memory_when_it_is_next(runtime, tenants):
+    """Embedded set-up (SQLite, memory broker): the committing process dispatches the events
+    it wrote without reading the log back, when they follow what was dispatched; after a
+    gap (another writer's commit) the reader takes over. Every frame once, in order."""
+    tenant = await tenants.new()
+    inbox_id = await tenant.inbox("api")
+    hub = Hub(runtime.db, Broker(), catch_up_seconds=3600)
+    await hub.start()
+    other_writer = Database(runtime.db.url)
+    try:
+        subscriber = Subscriber(tenant.account_id, tenant.admin_id, True, frozenset(), queue_size=10_000)
+        hub.register(subscriber)
+        start = hub.last_dispatched
+
+        def message(i: int) -> InboundMessage:
+            return InboundMessage(inbox_id=inbox_id, source_id=f"mem-{i}", sender=SenderIdentity(source_id="m"), text="x")
+
+        await ingest_messages(runtime.db, [message(i) for i in range(5)])
+        from_memory = queued_seqs(subscriber)
+        if TEST_DATABASE == "sqlite":
+            assert from_memory == list(range(start + 1, start + 1 + len(from_memory))) and len(from_memory) >= 6
+            assert not hub._wake.is_set()  # the reader was not needed
+        else:  # several processes may write: the log's reader dispatches
+            assert from_memory == [] and hub._wake.is_set()
+        await hub._dispatch_batch()
+        read = queued_seqs(subscriber)
+        await ingest_messages(other_writer, [message(5)])  # a commit the hub did not see
+        await ingest_messages(runtime.db, [message(6)])
+        assert queued_seqs(subscriber) == []  # not next: left to the reader
+        assert hub._wake.is_set()
+        await hub._dispatch_batch()
+        seqs = from_memory + read + queued_seqs(subscriber)
+        async with runtime.db.read_session() as session:
+            logged = list(await session.scalars(select(Event.seq).where(
+                Event.account_id == tenant.account_id, Event.seq > start).order_by(Event.seq)))
+        assert seqs == logged
+    finally:
+        await hub.stop()
+        await other_writer.dispose()
+
+
 class FakeWriter:
     """Stands in for a socket: accepts frames unless paused."""
 
@@ -219,7 +267,7 @@ class FakeWriter:
 async def test_frames_written_directly_never_overtake_queued_ones():
     subscriber = Subscriber(1, 1, True, frozenset(), queue_size=3)
     writer = subscriber.writer = FakeWriter()  # type: ignore[assignment]
-    frames = [outgoing(seq, "message.created", {"n": seq}) for seq in range(1, 8)]
+    frames = [outgoing(seq, "message.created", {"n": seq}) for seq in range(1, 11)]
     subscriber.deliver(frames[0])
     writer.paused = True
     subscriber.deliver(frames[1])  # the socket is paused: queued
@@ -227,12 +275,15 @@ async def test_frames_written_directly_never_overtake_queued_ones():
     subscriber.deliver(frames[2])  # behind a queued frame: queued too
     assert writer.written == [frames[0].wire]
     assert [subscriber.queue.get_nowait(), subscriber.queue.get_nowait()] == [frames[1].text, frames[2].text]
-    subscriber.sending = True  # the connection's task still holds a frame
+    subscriber.sent()  # the connection's task sent one of them and still holds the other
     subscriber.deliver(frames[3])
     assert subscriber.queue.get_nowait() == frames[3].text
-    subscriber.sending = False
+    subscriber.sent()
+    subscriber.sent()  # everything taken from the queue is out: direct writes again
+    subscriber.deliver(frames[4])
+    assert writer.written == [frames[0].wire, frames[4].wire]
     writer.paused = True
-    for frame in frames[3:]:  # a client that stays paused fills its queue and is told to go
+    for frame in frames[5:]:  # a client that stays paused fills its queue and is told to go
         subscriber.deliver(frame)
     assert subscriber.overflowed.is_set()
 

@@ -20,6 +20,9 @@ from app.models import Event, utcnow
 
 _PENDING = "postroom_pending_events"
 LAST_SEQ = "postroom_last_event_seq"
+#: ``(seqs, rows)`` of the events the session wrote, seqs ascending. On SQLite the i-th
+#: row took the i-th seq (one writer at a time; rowids follow the insert's order).
+WRITTEN = "postroom_written_events"
 _HELD = "postroom_event_conversations"
 #: ``session.info`` key: the wake topics of the committed transaction (see :func:`wake_topics`).
 WAKE_TOPICS = "postroom_wake_topics"
@@ -84,7 +87,10 @@ async def flush_pending_events(session: AsyncSession) -> None:
     # A Core insert: SQLAlchemy sends it as multi-row INSERTs (the ORM's bulk insert of
     # these rows ran one statement per row on SQLite).
     result = await session.execute(_INSERT_EVENTS, rows)
-    session.info[LAST_SEQ] = max(result.scalars().all())
+    seqs = sorted(result.scalars().all())
+    session.info[LAST_SEQ] = seqs[-1]
+    if session.bind.dialect.name == "sqlite":
+        session.info[WRITTEN] = (seqs, rows)
     topics = wake_topics(rows)
     if topics:
         session.info.setdefault(WAKE_TOPICS, set()).update(topics)

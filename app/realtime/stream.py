@@ -163,10 +163,9 @@ async def _pump(websocket: WebSocket, subscriber: Subscriber) -> None:
     """Send what the hub queued (it queues only while the socket is backlogged or paused)."""
     while True:
         frame = await subscriber.queue.get()
-        # Until this frame is out, the hub must not write a later one directly.
-        subscriber.sending = True
+        # Until this frame is out (backlog counts it), the hub must not write a later one directly.
         await websocket.send_text(frame)
-        subscriber.sending = False
+        subscriber.sent()
 
 
 async def _listen(websocket: WebSocket, hub: Hub, subscriber: Subscriber, idle_timeout: float) -> None:
