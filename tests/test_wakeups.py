@@ -58,3 +58,28 @@ async def test_topics_travel_through_the_broker_to_other_processes(runtime):
     assert not outbox.is_set()
     await hub._on_broker_message({"kind": "wake", "seq": 2, "topics": [OUTBOX]})
     assert outbox.is_set()
+
+
+async def test_a_loop_waiting_for_its_wake_up_stops_when_cancelled_as_it_is_woken():
+    """The background loops' wait (hub, webhook worker, outbox poll, e-mail copies) must not
+    drop a cancellation that arrives together with the wake-up (Python 3.11's wait_for does:
+    the loop then ran on and stop() waited for its next period)."""
+    from app.waits import wake_or_timeout
+
+    woken = asyncio.Event()
+    rounds = 0
+
+    async def loop() -> None:
+        nonlocal rounds
+        while True:
+            await wake_or_timeout(woken, 3600)
+            woken.clear()
+            rounds += 1
+
+    task = asyncio.create_task(loop())
+    await asyncio.sleep(0)
+    woken.set()
+    task.cancel()
+    done, _ = await asyncio.wait([task], timeout=2)
+    assert task in done and task.cancelled() and rounds == 0
+    assert await wake_or_timeout(asyncio.Event(), 0.01) is False

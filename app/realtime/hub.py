@@ -29,8 +29,8 @@ import asyncio
 import json
 import logging
 import time
-from dataclasses import dataclass, field
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple
 
@@ -42,6 +42,7 @@ from app.models import Event, utcnow
 from app.realtime import metrics
 from app.realtime.broker import Broker
 from app.realtime.wire import DirectWriter, encode_text
+from app.waits import wake_or_timeout
 
 log = logging.getLogger("postroom.realtime")
 
@@ -273,10 +274,7 @@ class Hub:
     # -- following the log -----------------------------------------------------------
     async def _follow(self) -> None:
         while True:
-            try:
-                await asyncio.wait_for(self._wake.wait(), self.catch_up_seconds)
-            except TimeoutError:
-                pass
+            await wake_or_timeout(self._wake, self.catch_up_seconds)
             self._wake.clear()
             try:
                 while await self._dispatch_batch() == READ_BATCH:

@@ -35,6 +35,7 @@ from app.runner import leases
 from app.runner.stale import warn_stale_inboxes
 from app.runner.worker import InboxWorker
 from app.storage import FileStore
+from app.waits import wake_or_timeout
 from connectors.registry import runner_channel_types
 
 log = logging.getLogger("postroom.runner")
@@ -152,10 +153,7 @@ class ConnectorRunner:
     # -- the outbox ----------------------------------------------------------------------
     async def _poll_outbox(self) -> None:
         while not self._stopping.is_set():
-            try:
-                await asyncio.wait_for(self.wake.wait(), OUTBOX_POLL_SECONDS)
-            except TimeoutError:
-                pass
+            await wake_or_timeout(self.wake, OUTBOX_POLL_SECONDS)
             self.wake.clear()
             if self._stopping.is_set():
                 return

@@ -22,6 +22,7 @@ from app.models import ContinuityEmail, Conversation, Inbox, utcnow
 from app.runner.backoff import retry_delay
 from app.storage import FileStore
 from app.tickets import continuity
+from app.waits import wake_or_timeout
 from connectors.base import ConnectorError, TransientError, redact
 from connectors.email.smtp import SmtpAccount, send_reply
 
@@ -55,10 +56,7 @@ class ContinuityMailer:
 
     async def _run(self) -> None:
         while True:
-            try:
-                await asyncio.wait_for(self.wake.wait(), self.poll_seconds)
-            except TimeoutError:
-                pass
+            await wake_or_timeout(self.wake, self.poll_seconds)
             self.wake.clear()
             try:
                 while await self.send_due() == BATCH:

@@ -35,6 +35,7 @@ from app.db import Database, queue_scan
 from app.events.log import append_event
 from app.models import AgentBot, Conversation, Webhook, WebhookAttempt, WebhookDelivery, utcnow
 from app.models.base import UTCDateTime
+from app.waits import wake_or_timeout
 from app.webhooks.fanout import BATCH as FANOUT_BATCH
 from app.webhooks.fanout import fan_out_in
 from app.webhooks.sender import Outcome, Sender
@@ -159,10 +160,7 @@ class WebhookWorker:
                 busy = False
                 await asyncio.sleep(1)
             if not busy:
-                try:
-                    await asyncio.wait_for(self.wake.wait(), POLL_SECONDS)
-                except TimeoutError:
-                    pass
+                await wake_or_timeout(self.wake, POLL_SECONDS)
                 self.wake.clear()
 
     async def run_once(self) -> bool:
