@@ -22,8 +22,12 @@ from app.runtime import Runtime
 from app.tickets.conversations import member_inbox_ids
 
 
-def get_runtime(request: Request) -> Runtime:
-    """The process's runtime (set up by the app factory)."""
+async def get_runtime(request: Request) -> Runtime:
+    """The process's runtime (set up by the app factory).
+
+    ``async`` although it awaits nothing: FastAPI runs a plain ``def`` dependency in its
+    thread pool, a thread hop on every request that uses it.
+    """
     return request.app.state.runtime
 
 
@@ -99,8 +103,8 @@ async def account_principal(request: Request, account_id: int, session: SessionD
 PrincipalDep = Annotated[Principal, Depends(account_principal)]
 
 
-def require_admin(principal: PrincipalDep) -> Principal:
-    """Only administrators may manage the account's setup."""
+async def require_admin(principal: PrincipalDep) -> Principal:
+    """Only administrators may manage the account's setup (async: see :func:`get_runtime`)."""
     from app.errors import Forbidden
 
     if not principal.is_admin:

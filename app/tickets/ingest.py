@@ -40,7 +40,7 @@ from sqlalchemy.orm.util import identity_key
 
 from app.db import Database
 from app.errors import NotFound
-from app.events.log import append_event
+from app.events.log import append_event, hold_conversation
 from app.models import (
     Account,
     AgentBotInbox,
@@ -955,6 +955,7 @@ async def _queue_events(
                 **common,
             )
     message_body["conversation"] = presenters.message_conversation_json(conversation)
+    hold_conversation(session, conversation)
     append_event(
         session,
         event_type="message.created",
