@@ -212,8 +212,9 @@ async def record_pending(session: AsyncSession) -> None:
     await write_facts(session, measured)
 
 
-#: A conversation whose first response is recorded needs only its messages since the
-#: last reply before the new ones: the walk first reads this many of the newest.
+#: A conversation whose first response is recorded, or whose contact never wrote, needs
+#: only its messages since the last reply before the new ones: the walk first reads this
+#: many of the newest (see :func:`_walk`).
 SHORT_WINDOW = 20
 _STATUS_NAMES = {"conversation_resolved": ("open", "resolved"), "conversation_reopened": ("resolved", "open"),
                  "conversation_bot_handoff": ("pending", "open")}
