@@ -29,7 +29,7 @@ from app.models import Inbox
 from app.storage import FileStore
 from app.tickets.ingest import ingest_messages
 from app.tickets.quarantine import store_quarantined
-from connectors.email.connector import QuarantinedMail, parse_with_timeout
+from connectors.email.connector import QuarantinedMail, parse_one
 from connectors.email.parse import DEFAULT_MAX_PART_BYTES, MailParseError
 from connectors.email.relay import RELAYS, apply_relay, relay_for
 
@@ -122,8 +122,8 @@ class MailHandler:
 
     async def _deliver(self, target: _Target, raw: bytes) -> None:
         try:
-            parsed = await parse_with_timeout(raw, inbox_id=target.inbox_id, max_part_bytes=target.max_part_bytes,
-                                              own_domains=frozenset({target.domain}))
+            parsed = await parse_one(raw, inbox_id=target.inbox_id, max_part_bytes=target.max_part_bytes,
+                                     own_domains=frozenset({target.domain}))
         except MailParseError as exc:
             ref = "smtp:" + hashlib.sha256(raw).hexdigest()
             async with self.db.write_session() as session:

@@ -26,8 +26,10 @@ the others in one query.
 
 from __future__ import annotations
 
+import asyncio
 from collections import defaultdict
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Literal
@@ -127,6 +129,8 @@ class _BatchContext:
     certain_new_conversations: int = 0
     #: … and those ids, taken ahead on PostgreSQL (see ``app.tickets.new_conversations``).
     conversation_ids: list[int] = field(default_factory=list)
+    #: Attachment files to write (path reserved in the store, data) before the commit.
+    files: list[tuple[str, bytes]] = field(default_factory=list)
 
 
 async def ingest_batch(
@@ -153,9 +157,31 @@ async def ingest_batch(
                     now=now or utcnow(),
                 )
             )
-        await _insert_pending(session, context)
-    await session.flush()
+        async with _files_written(store, context.files):
+            await _insert_pending(session, context)
+            await session.flush()
     return [o.result() if isinstance(o, _PendingMessage) else o for o in outcomes]
+
+
+@asynccontextmanager
+async def _files_written(store: FileStore | None, files: list[tuple[str, bytes]]) -> AsyncIterator[None]:
+    """Write the batch's attachment files in a worker thread while the body runs (the
+    batch's inserts), and leave only once they are all written: the rows naming them are
+    committed after this, so a committed row never names a missing file.
+
+    Creating a file can wait several milliseconds for the file system's journal while
+    the database syncs; in the event loop that wait stalled everything else.
+    """
+    if store is None or not files:
+        yield
+        return
+    writing = asyncio.ensure_future(asyncio.to_thread(store.write_all, list(files)))
+    try:
+        yield
+    except BaseException:
+        await asyncio.wait([writing])  # the thread runs to its end; the body's error comes first
+        raise
+    await writing
 
 
 async def ingest(
@@ -293,7 +319,8 @@ async def _ingest_one(
         "updated_at": now,
     }
     pending = _PendingMessage(message_row, conversation.id, created,
-                              attachments=_attachment_rows(store, inbox.account_id, inbound.attachments))
+                              attachments=_attachment_rows(store, inbox.account_id, inbound.attachments,
+                                                           context.files))
     context.pending.append(pending)
     context.stored[stored_key] = pending
     context.checked.add(stored_key)
@@ -844,15 +871,18 @@ def _attachment_rows(
     store: FileStore | None,
     account_id: int,
     items: Sequence[InboundAttachment],
+    files: list[tuple[str, bytes]],
 ) -> list[dict[str, Any]]:
-    """Save the attachments' files and return their rows, inserted with their message."""
+    """The attachments' rows, inserted with their message; their files are added to
+    ``files``, written before the batch is committed."""
     rows = []
     for item in items:
         path = None
         if item.data is not None:
             if store is None:
                 raise ValueError("attachment bytes given but no file store configured")
-            path = store.save(account_id, item.data, item.file_name)
+            path = store.reserve(account_id, item.file_name)
+            files.append((path, item.data))
         rows.append({
             "account_id": account_id,
             "message_id": None,

@@ -35,7 +35,8 @@ from connectors.base import (
     Quarantined,
 )
 from connectors.email.imap import ImapAccount, ImapSession, imap_date
-from connectors.email.parse import DEFAULT_MAX_PART_BYTES, MailParseError, parse_mail
+from connectors.email import parser_pool
+from connectors.email.parse import DEFAULT_MAX_PART_BYTES, MailParseError, ParsedMail, parse_mail
 from connectors.email.relay import apply_relay, is_relay_address, relay_for
 from connectors.email.smtp import SmtpAccount, send_reply
 
@@ -62,66 +63,62 @@ def _bool(value: Any, default: bool) -> bool:
     return bool(value)
 
 
-async def parse_with_timeout(raw: bytes, *, inbox_id: int, max_part_bytes: int,
-                             own_domains: frozenset[str], timeout: float | None = None) -> Any:
-    """Parse in a worker thread, giving up after ``timeout`` (default ``PARSE_TIMEOUT``;
-    raises :class:`MailParseError`)."""
-    timeout = PARSE_TIMEOUT if timeout is None else timeout
-    try:
-        return await asyncio.wait_for(asyncio.to_thread(
-            parse_mail, raw, inbox_id=inbox_id, max_part_bytes=max_part_bytes, own_domains=own_domains), timeout)
-    except (TimeoutError, asyncio.TimeoutError):
-        raise MailParseError(f"parsing took longer than {timeout:g}s") from None
-    except MailParseError:
-        raise
-    except Exception as exc:  # noqa: BLE001 - a parser bug quarantines one mail, no more
-        raise MailParseError(f"{type(exc).__name__}: {exc}") from None
+def parse_many(raws: list[bytes], inbox_id: int, max_part_bytes: int,
+               own_domains: frozenset[str]) -> list[ParsedMail | MailParseError]:
+    """Each mail parsed, or the :class:`MailParseError` that quarantines it (runs in a
+    parser worker process, see :mod:`connectors.email.parser_pool`)."""
+    out: list[ParsedMail | MailParseError] = []
+    for raw in raws:
+        try:
+            out.append(parse_mail(raw, inbox_id=inbox_id, max_part_bytes=max_part_bytes, own_domains=own_domains))
+        except MailParseError as exc:
+            out.append(exc)
+        except Exception as exc:  # noqa: BLE001 - a parser bug quarantines one mail, no more
+            out.append(MailParseError(f"{type(exc).__name__}: {exc}"))
+    return out
 
 
-#: Mails up to this size are parsed together in one worker-thread call (a thread hop per
-#: mail cost more than parsing a small one); larger ones one by one, each with its limit.
+#: Mails up to this size are parsed together in one call to a worker (a call per mail
+#: cost more than parsing a small one); larger ones one by one, each with its limit.
 SMALL_MAIL = 256 * 1024
 
 
 async def parse_batch(raws: list[bytes], *, inbox_id: int, max_part_bytes: int,
-                      own_domains: frozenset[str]) -> list[Any]:
+                      own_domains: frozenset[str]) -> list[ParsedMail | MailParseError]:
     """Each mail parsed (a ``ParsedMail``) or the :class:`MailParseError` that quarantines it.
 
-    Small mails are parsed in one thread call limited to ``PARSE_TIMEOUT`` plus a little
-    per mail; when that limit passes, they are parsed again one by one, so only a mail
-    that itself takes too long is quarantined.
+    Small mails are parsed in one call limited to ``PARSE_TIMEOUT`` plus a little per
+    mail; when that limit passes (the worker is killed) or the worker dies, they are
+    parsed again one by one, so only a mail that itself takes too long or kills its
+    worker is quarantined.
     """
-    results: list[Any] = [None] * len(raws)
+    results: list[ParsedMail | MailParseError | None] = [None] * len(raws)
     small = [i for i, raw in enumerate(raws) if len(raw) <= SMALL_MAIL]
-
-    def parse_small() -> list[Any]:
-        out = []
-        for i in small:
-            try:
-                out.append(parse_mail(raws[i], inbox_id=inbox_id, max_part_bytes=max_part_bytes,
-                                      own_domains=own_domains))
-            except MailParseError as exc:
-                out.append(exc)
-            except Exception as exc:  # noqa: BLE001 - a parser bug quarantines one mail, no more
-                out.append(MailParseError(f"{type(exc).__name__}: {exc}"))
-        return out
-
     in_batch = set(small)
     alone = [i for i in range(len(raws)) if i not in in_batch]
     if small:
         try:
-            together = await asyncio.wait_for(asyncio.to_thread(parse_small), PARSE_TIMEOUT + 0.05 * len(small))
+            together = await parser_pool.POOL.run(PARSE_TIMEOUT + 0.05 * len(small), parse_many,
+                                                  [raws[i] for i in small], inbox_id, max_part_bytes, own_domains)
             for i, result in zip(small, together, strict=True):
                 results[i] = result
-        except (TimeoutError, asyncio.TimeoutError):
+        except parser_pool.ParserGone:
             alone = list(range(len(raws)))
     for i in alone:
         try:
-            results[i] = await parse_with_timeout(raws[i], inbox_id=inbox_id, max_part_bytes=max_part_bytes,
-                                                  own_domains=own_domains)
-        except MailParseError as exc:
-            results[i] = exc
-    return results
+            (results[i],) = await parser_pool.POOL.run(PARSE_TIMEOUT, parse_many, [raws[i]], inbox_id,
+                                                       max_part_bytes, own_domains)
+        except parser_pool.ParserGone as exc:
+            results[i] = MailParseError(str(exc))
+    return results  # type: ignore[return-value]  (every slot is filled)
+
+
+async def parse_one(raw: bytes, *, inbox_id: int, max_part_bytes: int, own_domains: frozenset[str]) -> ParsedMail:
+    """One mail parsed by a worker (see :func:`parse_batch`); raises :class:`MailParseError`."""
+    (result,) = await parse_batch([raw], inbox_id=inbox_id, max_part_bytes=max_part_bytes, own_domains=own_domains)
+    if isinstance(result, MailParseError):
+        raise result
+    return result
 
 
 class EmailConnector(PullConnector):
