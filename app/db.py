@@ -33,6 +33,9 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 _write_mode: contextvars.ContextVar[bool] = contextvars.ContextVar("postroom_write", default=False)
+#: ``session.info`` key: set in a SQLite write unit of work, whose transaction holds the
+#: database's write lock from its first statement (``BEGIN IMMEDIATE``).
+WRITE_LOCKED = "postroom_write_locked"
 
 AfterCommitHook = Callable[[AsyncSession], Awaitable[None]]
 
@@ -152,6 +155,8 @@ class Database:
         try:
             async with self._one_writer():
                 async with self.sessionmaker() as session:
+                    if self._serialize_writes:
+                        session.info[WRITE_LOCKED] = True
                     try:
                         yield session
                         await commit(session)

@@ -60,7 +60,7 @@ from app.models import (
 from app.models.conversations import new_conversation_uuid
 from app.sla import hooks as sla_hooks
 from app.storage import FileStore
-from app.tickets import new_conversations, presenters
+from app.tickets import ids_ahead, new_conversations, presenters
 from app.tickets.views import conversation_labels
 from connectors.base import InboundAttachment, InboundMessage
 
@@ -654,6 +654,9 @@ async def _create_identities(
     otherwise a contact is made from the first message. Senders are taken in message
     order, so a later sender with the same address joins the contact an earlier one made.
     """
+    given_ids = ids_ahead.orm_batches_only_given_ids(session)
+    if given_ids and session.new:
+        await session.flush()  # rows the caller added, without ids, first: they take theirs as they are written
     by_email: dict[tuple[int, str], Contact] = {}
     emails: dict[int, set[str]] = defaultdict(set)
     for (inbox_id, _), inbound in senders.items():
@@ -692,11 +695,26 @@ async def _create_identities(
             contact_inbox.contact_id = contact.id
         session.add(contact_inbox)
         made.append((key, contact_inbox, contact))
+    if given_ids:
+        await _give_ids(session, made)
     await session.flush()
     for key, contact_inbox, contact in made:
         context.identities[key] = (contact_inbox, contact)
         context.no_identity.discard(key)
         context.by_contact_inbox[contact_inbox.id] = None  # a new identity has no conversation
+
+
+async def _give_ids(session: AsyncSession, made: list[tuple[Any, ContactInbox, Contact]]) -> None:
+    """Ids taken ahead for the new contacts and identities, so that the flush inserts
+    each table's rows in one statement (see :mod:`app.tickets.ids_ahead`)."""
+    contacts = list({id(c): c for _, _, c in made if c.id is None}.values())
+    for contact, contact_id in zip(contacts, await ids_ahead.take_ids(session, Contact.__table__, len(contacts)),
+                                   strict=True):
+        contact.id = contact_id
+    ids = await ids_ahead.take_ids(session, ContactInbox.__table__, len(made))
+    for (_, contact_inbox, contact), contact_inbox_id in zip(made, ids, strict=True):
+        contact_inbox.id = contact_inbox_id
+        contact_inbox.contact_id = contact.id
 
 
 def _sent_at(inbound: InboundMessage, now: datetime) -> datetime:
