@@ -32,6 +32,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequen
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from types import SimpleNamespace
 from typing import Any, Literal
 
 from sqlalchemy import and_, bindparam, func, insert, select, update
@@ -792,7 +793,10 @@ async def _new_conversation(
     additional: dict[str, Any] = {}
     if inbound.subject:
         additional["mail_subject"] = inbound.subject
-    conversation = Conversation(
+    # A plain draft: the ORM's instrumented constructor and attribute events cost as much
+    # as the rest of making a conversation, and the row is written with Core anyway.
+    draft = SimpleNamespace(**dict.fromkeys(_CONVERSATION_COLUMNS))
+    draft.__dict__.update(
         account_id=inbox.account_id,
         display_id=await _next_display_id(session, context, inbox.account_id),
         inbox_id=inbox.id,
@@ -805,8 +809,8 @@ async def _new_conversation(
         custom_attributes={},
         created_at=sent_at,
     )
-    _apply_message_to_conversation(conversation, message_type, inbound.automatic, sent_at)
-    return await _insert_conversation(session, context, conversation)
+    _apply_message_to_conversation(draft, message_type, inbound.automatic, sent_at)  # type: ignore[arg-type]
+    return await _insert_conversation(session, context, draft.__dict__)
 
 
 _CONVERSATION_COLUMNS = tuple(c.key for c in Conversation.__table__.columns if c.key != "id")
@@ -814,7 +818,7 @@ _INSERT_CONVERSATION = insert(Conversation.__table__).returning(Conversation.__t
 _NEW_CONVERSATIONS = "postroom_new_conversations"
 
 
-async def _insert_conversation(session: AsyncSession, context: _BatchContext, draft: Conversation) -> Conversation:
+async def _insert_conversation(session: AsyncSession, context: _BatchContext, draft: dict[str, Any]) -> Conversation:
     """Insert a new conversation row and return it attached to the session.
 
     Its id is needed at once (messages and clocks point to it), but a session flush would
@@ -822,7 +826,7 @@ async def _insert_conversation(session: AsyncSession, context: _BatchContext, dr
     cheaper written together at the batch's end. So the row is inserted with Core (or,
     with an id taken ahead, left to be written with the batch's other new conversations)
     and the object joins the session as loaded, with every column known."""
-    values = {key: draft.__dict__.get(key) for key in _CONVERSATION_COLUMNS}
+    values = {key: draft.get(key) for key in _CONVERSATION_COLUMNS}
     values["uuid"] = values["uuid"] or new_conversation_uuid()
     values["updated_at"] = values["updated_at"] or utcnow()
     conversation_id = await _id_taken_ahead(session, context)
@@ -830,8 +834,9 @@ async def _insert_conversation(session: AsyncSession, context: _BatchContext, dr
         conversation_id = (await session.execute(_INSERT_CONVERSATION, values)).scalar_one()
     else:
         new_conversations.defer(session, {"id": conversation_id, **values})
-    conversation = Conversation(id=conversation_id, **values)
-    make_transient_to_detached(conversation)
+    conversation = Conversation.__mapper__.class_manager.new_instance()
+    conversation.__dict__.update(values, id=conversation_id)
+    make_transient_to_detached(conversation)  # as if loaded: every column's value is known
     session.add(conversation)
     # The session holds unchanged objects weakly; the reporting recorder reads the new
     # conversations again at commit, so keep them until then (no query to reload them).
