@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import gc
-
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -23,12 +22,12 @@ from app.api import (
     push,
     reports,
     sla,
+    surveys,
     teams,
     web,
     webhooks,
     widget,
 )
-from app.api import surveys
 from app.api.errors import install_error_handlers
 from app.config import Settings, get_settings
 from app.events.log import OUTBOX, WEBHOOKS_CHANGED
@@ -37,12 +36,13 @@ from app.realtime import stream
 from app.realtime.broker import broker_for
 from app.realtime.hub import Hub
 from app.reports.alerts import VolumeWatcher
-from app.sla.scheduler import SlaScheduler
-from app.webhooks.worker import WebhookWorker
-from app.runtime import Runtime
 from app.runner import ConnectorRunner
+from app.runtime import Runtime
+from app.sla.scheduler import SlaScheduler
 from app.tickets.continuity import CONTINUITY
 from app.tickets.continuity_mailer import ContinuityMailer
+from app.webhooks.worker import WebhookWorker
+from connectors.email import parser_pool
 
 DESCRIPTION = """
 Postroom's REST API. Paths, parameters and JSON shapes follow Chatwoot's Application
@@ -103,6 +103,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
                 await receiver.stop()
             if runner is not None:
                 await runner.stop()
+            parser_pool.POOL.close()  # e-mail parsing workers, if mail was parsed
             await volume_watcher.stop()
             await mailer.stop()
             if scheduler is not None:

@@ -34,8 +34,8 @@ from connectors.base import (
     PullConnector,
     Quarantined,
 )
-from connectors.email.imap import ImapAccount, ImapSession, imap_date
 from connectors.email import parser_pool
+from connectors.email.imap import ImapAccount, ImapSession, imap_date
 from connectors.email.parse import DEFAULT_MAX_PART_BYTES, MailParseError, ParsedMail, parse_mail
 from connectors.email.relay import apply_relay, is_relay_address, relay_for
 from connectors.email.smtp import SmtpAccount, send_reply

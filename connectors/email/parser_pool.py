@@ -9,7 +9,7 @@ abandoned, and burns its core until the process ends).
 
 ``POSTROOM_MAIL_PARSERS`` sets how many worker processes parse (default: one less than
 the cores, at least one). Workers start on first use, spawned (the server's threads are
-not forked), and end with the process. At most that many jobs are handed out at a time,
+not forked), and stop with the server. At most that many jobs are handed out at a time,
 so a job's time limit counts its own parsing, not its wait behind another inbox's.
 """
 
@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import multiprocessing
 import os
+import signal
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -36,6 +37,12 @@ def workers_wanted() -> int:
     if configured:
         return max(1, int(configured))
     return max(1, (os.cpu_count() or 2) - 1)
+
+
+def _in_worker() -> None:
+    """A worker leaves Ctrl-C to the server, which stops it (else every worker printed
+    its own ``KeyboardInterrupt``)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def _warm_up() -> bool:
@@ -91,7 +98,8 @@ class ParserPool:
     async def _ready(self) -> ProcessPoolExecutor:
         """The executor, its workers started and their imports done (outside any limit)."""
         if self._executor is None:
-            self._executor = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"))
+            self._executor = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"),
+                                                 initializer=_in_worker)
             executor = self._executor
             loop = asyncio.get_running_loop()
             self._starting = asyncio.gather(*(loop.run_in_executor(executor, _warm_up) for _ in range(self.workers)))
