@@ -218,3 +218,26 @@ async def test_a_mail_that_parses_too_long_is_quarantined_and_the_others_are_not
         assert not first_worker.is_alive()
     finally:
         pool.close()
+
+
+async def test_mail_is_parsed_after_the_parsers_worker_was_killed_between_batches(monkeypatch):
+    """A worker killed from outside (the kernel's out-of-memory killer, an operator)
+    breaks the pool; the next batch gets a new worker and every mail is parsed."""
+    import os
+    import signal
+
+    from connectors.email import connector, parser_pool
+
+    quick = [(CORPUS / "flanker" / "text-only.eml").read_bytes(), (CORPUS / "flanker" / "iphone.eml").read_bytes()]
+    pool = parser_pool.ParserPool(workers=1)
+    monkeypatch.setattr(parser_pool, "POOL", pool)
+    try:
+        await pool.start()
+        (worker,) = pool._executor._processes.values()
+        os.kill(worker.pid, signal.SIGKILL)
+        worker.join(timeout=5)
+        results = await connector.parse_batch(quick, inbox_id=1, max_part_bytes=10**7, own_domains=frozenset())
+        assert [isinstance(r, MailParseError) for r in results] == [False, False]
+        assert pool._executor is not None and worker.pid not in pool._executor._processes
+    finally:
+        pool.close()

@@ -67,10 +67,10 @@ class ParserPool:
         slots = self._slots_for_this_loop()
         async with slots:
             executor = await self._ready()
-            job = asyncio.get_running_loop().run_in_executor(executor, function, *args)
             try:
                 async with asyncio.timeout(timeout):
-                    return await job
+                    # Submitting raises too when a worker died since the last job.
+                    return await asyncio.get_running_loop().run_in_executor(executor, function, *args)
             except TimeoutError:
                 self._discard(executor)
                 raise ParserGone(f"parsing took longer than {timeout:g}s") from None
