@@ -128,7 +128,7 @@ class _BatchContext:
     display_ids: dict[int, list[int]] = field(default_factory=dict)
     #: How many conversations the batch will certainly create, until their ids are taken …
     certain_new_conversations: int = 0
-    #: … and those ids, taken ahead on PostgreSQL (see ``app.tickets.new_conversations``).
+    #: … and those ids, taken ahead (see ``app.tickets.new_conversations``).
     conversation_ids: list[int] = field(default_factory=list)
     #: Attachment files to write (path reserved in the store, data) before the commit.
     files: list[tuple[str, bytes]] = field(default_factory=list)
@@ -845,9 +845,10 @@ async def _insert_conversation(session: AsyncSession, context: _BatchContext, dr
 
 
 async def _id_taken_ahead(session: AsyncSession, context: _BatchContext) -> int | None:
-    """An id taken ahead for a new conversation, or None to insert it alone now: on
-    PostgreSQL, the first of the batch's certain new conversations takes the ids of all
-    of them in one query (for one alone, the single insert is as cheap)."""
+    """An id taken ahead for a new conversation, or None to insert it alone now: the
+    first of the batch's certain new conversations takes the ids of all of them in one
+    query (for one alone, the single insert is as cheap; see ``app.tickets.ids_ahead``
+    for when ids can be taken)."""
     if not context.conversation_ids:
         certain, context.certain_new_conversations = context.certain_new_conversations, 0
         if certain < 2 or not new_conversations.can_defer(session):
