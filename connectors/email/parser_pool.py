@@ -11,6 +11,10 @@ abandoned, and burns its core until the process ends).
 the cores, at least one). Workers start on first use, spawned (the server's threads are
 not forked), and stop with the server. At most that many jobs are handed out at a time,
 so a job's time limit counts its own parsing, not its wait behind another inbox's.
+
+Killing a runaway job kills the pool's other workers too (the executor cannot stop one
+job alone); their jobs end with :class:`ParserGone`, and ``parse_batch`` parses those
+mails again one by one, so only the runaway mail is quarantined.
 """
 
 from __future__ import annotations
