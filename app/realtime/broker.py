@@ -8,7 +8,9 @@ written to the log. Chosen by ``POSTROOM_BROKER_URL``:
 * ``memory://``: one process; the in-process hooks are enough.
 * ``postgresql://…``: LISTEN/NOTIFY on a dedicated asyncpg connection per process.
   NOTIFY is sent after the commit, on its own connection, so the global lock a NOTIFY
-  takes at commit never sits inside the write transactions.
+  takes at commit never sits inside the write transactions. That connection is replaced
+  when it fails (a terminated backend, a proxy's idle timeout), and a NOTIFY never waits
+  longer than :data:`NOTIFY_TIMEOUT`: publishing runs after every commit.
 * ``redis://…``: pub/sub on one channel.
 """
 
@@ -23,6 +25,8 @@ from typing import Any
 log = logging.getLogger("postroom.broker")
 
 CHANNEL = "postroom_events"
+#: Seconds a NOTIFY (or connecting for one) may take before the wake-up is given up.
+NOTIFY_TIMEOUT = 2.0
 Handler = Callable[[dict[str, Any]], Awaitable[None] | None]
 
 
@@ -73,7 +77,20 @@ class PostgresBroker(Broker):
 
         self._listen = await asyncpg.connect(self.dsn)
         await self._listen.add_listener(CHANNEL, self._on_notify)
-        self._notify = await asyncpg.connect(self.dsn)
+
+    async def _notify_connection(self) -> Any:
+        """The NOTIFY connection, made at the first publish and again after one failed."""
+        if self._notify is None or self._notify.is_closed():
+            import asyncpg
+
+            self._notify = await asyncpg.connect(self.dsn, timeout=NOTIFY_TIMEOUT)
+        return self._notify
+
+    def _drop_notify(self) -> None:
+        """Forget a NOTIFY connection that failed (the next publish connects again)."""
+        if self._notify is not None:
+            self._notify.terminate()
+        self._notify = None
 
     def _on_notify(self, _connection: Any, _pid: int, _channel: str, payload: str) -> None:
         asyncio.get_running_loop().create_task(self._deliver(json.loads(payload)))
@@ -103,10 +120,18 @@ class PostgresBroker(Broker):
             log.warning("broker message too large for NOTIFY, dropped", extra={"fields": {"kind": message.get("kind")}})
             return
         async with self._lock:
-            try:
-                await self._notify.execute("SELECT pg_notify($1, $2)", CHANNEL, payload)
-            except Exception as exc:  # noqa: BLE001 - the periodic catch-up covers a lost wake-up
-                log.warning("NOTIFY failed", extra={"fields": {"error": repr(exc)}})
+            # A second try on a fresh connection: a NOTIFY connection that died while idle
+            # would otherwise lose every later wake-up of this process (each then waits for
+            # the other processes' periodic catch-up).
+            for attempt in (1, 2):
+                try:
+                    connection = await self._notify_connection()
+                    await connection.execute("SELECT pg_notify($1, $2)", CHANNEL, payload, timeout=NOTIFY_TIMEOUT)
+                    return
+                except Exception as exc:  # noqa: BLE001 - the periodic catch-up covers a lost wake-up
+                    self._drop_notify()
+                    if attempt == 2:
+                        log.warning("NOTIFY failed", extra={"fields": {"error": repr(exc)}})
 
     async def _close(self) -> None:
         for connection in (self._listen, self._notify):
