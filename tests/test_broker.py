@@ -1,18 +1,21 @@
-"""The PostgreSQL broker's wake-ups between processes survive a lost NOTIFY connection."""
+"""The brokers' wake-ups between processes: a lost NOTIFY connection is replaced, and a
+broker that stops answering never holds up a publish (which runs after every commit)."""
 
 from __future__ import annotations
 
 import asyncio
+import time
 
 import asyncpg
 import pytest
+from sqlalchemy.engine import make_url
 
-from app.realtime.broker import PostgresBroker, broker_for
+from app.realtime.broker import PUBLISH_TIMEOUT, PostgresBroker, broker_for
 from tests.conftest import TEST_DATABASE
 
 pytestmark = pytest.mark.skipif(
     TEST_DATABASE != "postgresql",
-    reason="LISTEN/NOTIFY between two brokers: runs in the PostgreSQL pass of the suite",
+    reason="brokers between two processes: run in the PostgreSQL pass of the suite",
 )
 
 
@@ -46,3 +49,83 @@ async def test_wakeups_still_arrive_after_the_notify_connection_was_cut(settings
     finally:
         await sender.stop()
         await listener.stop()
+
+
+class FreezableProxy:
+    """A TCP relay in front of a server that can stop passing bytes (a hung server or a
+    dead network path: connections stay open, nothing comes back)."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.upstream = (host, port)
+        self.flowing = asyncio.Event()
+        self.flowing.set()
+        self.server: asyncio.Server | None = None
+        self.tasks: set[asyncio.Task] = set()
+
+    async def start(self) -> int:
+        self.server = await asyncio.start_server(self._client, "127.0.0.1", 0)
+        return self.server.sockets[0].getsockname()[1]
+
+    async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        up_reader, up_writer = await asyncio.open_connection(*self.upstream)
+        for source, sink in ((reader, up_writer), (up_reader, writer)):
+            task = asyncio.create_task(self._pump(source, sink))
+            self.tasks.add(task)
+            task.add_done_callback(self.tasks.discard)
+
+    async def _pump(self, source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
+        try:
+            while data := await source.read(65536):
+                await self.flowing.wait()
+                sink.write(data)
+                await sink.drain()
+        except (ConnectionError, OSError):
+            pass
+        finally:
+            sink.close()
+
+    async def close(self) -> None:
+        assert self.server is not None
+        self.server.close()
+        for task in list(self.tasks):
+            task.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+
+
+@pytest.mark.parametrize("kind", ["postgresql", "redis"])
+async def test_a_broker_that_stops_answering_never_holds_up_a_publish(settings, kind):
+    """Publishing runs after every commit: a hung broker must delay wake-ups, not writes."""
+    if kind == "postgresql":
+        direct = settings.database_url
+        url = make_url(direct.replace("+asyncpg", ""))
+        proxy = FreezableProxy(url.host or "127.0.0.1", url.port or 5432)
+        through = url.set(host="127.0.0.1", port=await proxy.start()).render_as_string(hide_password=False)
+    else:
+        direct = "redis://127.0.0.1:6379/0"
+        proxy = FreezableProxy("127.0.0.1", 6379)
+        through = f"redis://127.0.0.1:{await proxy.start()}/0"
+    sender, listener = broker_for(through), broker_for(direct)
+    inbox: asyncio.Queue = asyncio.Queue()
+    listener.on_message(inbox.put_nowait)
+    await listener.start()
+    await sender.start()
+    try:
+        await sender.publish({"kind": "wake", "seq": 1})
+        assert (await _received_within(inbox, 10))["seq"] == 1
+
+        proxy.flowing.clear()
+        started = time.monotonic()
+        async with asyncio.timeout(30):  # without a limit of its own, the publish hangs here
+            await sender.publish({"kind": "wake", "seq": 2})
+        assert time.monotonic() - started < PUBLISH_TIMEOUT + 1
+
+        proxy.flowing.set()
+        await sender.publish({"kind": "wake", "seq": 3})
+        seqs = {(await _received_within(inbox, 10))["seq"]}
+        while 3 not in seqs:  # seq 2 may still arrive, late
+            seqs.add((await _received_within(inbox, 10))["seq"])
+    finally:
+        proxy.flowing.set()
+        await sender.stop()
+        await listener.stop()
+        await proxy.close()

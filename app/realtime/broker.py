@@ -9,9 +9,11 @@ written to the log. Chosen by ``POSTROOM_BROKER_URL``:
 * ``postgresql://…``: LISTEN/NOTIFY on a dedicated asyncpg connection per process.
   NOTIFY is sent after the commit, on its own connection, so the global lock a NOTIFY
   takes at commit never sits inside the write transactions. That connection is replaced
-  when it fails (a terminated backend, a proxy's idle timeout), and a NOTIFY never waits
-  longer than :data:`NOTIFY_TIMEOUT`: publishing runs after every commit.
+  when it fails (a terminated backend, a proxy's idle timeout).
 * ``redis://…``: pub/sub on one channel.
+
+Publishing runs after every commit, so no publish waits longer than
+:data:`PUBLISH_TIMEOUT`: a broker that stops answering delays wake-ups, never writes.
 """
 
 from __future__ import annotations
@@ -25,8 +27,10 @@ from typing import Any
 log = logging.getLogger("postroom.broker")
 
 CHANNEL = "postroom_events"
-#: Seconds a NOTIFY (or connecting for one) may take before the wake-up is given up.
-NOTIFY_TIMEOUT = 2.0
+#: Seconds a publish (a NOTIFY, connecting for one, a Redis PUBLISH) may take before the
+#: wake-up is given up: publishing runs after every commit, and a broker that stopped
+#: answering must not hold up the writes.
+PUBLISH_TIMEOUT = 2.0
 Handler = Callable[[dict[str, Any]], Awaitable[None] | None]
 
 
@@ -83,7 +87,7 @@ class PostgresBroker(Broker):
         if self._notify is None or self._notify.is_closed():
             import asyncpg
 
-            self._notify = await asyncpg.connect(self.dsn, timeout=NOTIFY_TIMEOUT)
+            self._notify = await asyncpg.connect(self.dsn)
         return self._notify
 
     def _drop_notify(self) -> None:
@@ -119,19 +123,28 @@ class PostgresBroker(Broker):
         if len(payload.encode()) >= 7900:
             log.warning("broker message too large for NOTIFY, dropped", extra={"fields": {"kind": message.get("kind")}})
             return
-        async with self._lock:
-            # A second try on a fresh connection: a NOTIFY connection that died while idle
-            # would otherwise lose every later wake-up of this process (each then waits for
-            # the other processes' periodic catch-up).
-            for attempt in (1, 2):
-                try:
-                    connection = await self._notify_connection()
-                    await connection.execute("SELECT pg_notify($1, $2)", CHANNEL, payload, timeout=NOTIFY_TIMEOUT)
-                    return
-                except Exception as exc:  # noqa: BLE001 - the periodic catch-up covers a lost wake-up
-                    self._drop_notify()
-                    if attempt == 2:
-                        log.warning("NOTIFY failed", extra={"fields": {"error": repr(exc)}})
+        try:
+            async with asyncio.timeout(PUBLISH_TIMEOUT), self._lock:
+                await self._send(payload)
+        except Exception as exc:  # noqa: BLE001 - the periodic catch-up covers a lost wake-up
+            log.warning("NOTIFY failed", extra={"fields": {"error": repr(exc)}})
+
+    async def _send(self, payload: str) -> None:
+        """NOTIFY, once more on a fresh connection if the first try fails: a NOTIFY
+        connection that died while idle would otherwise lose every later wake-up of this
+        process (each then waits for the other processes' periodic catch-up)."""
+        for attempt in (1, 2):
+            try:
+                connection = await self._notify_connection()
+                await connection.execute("SELECT pg_notify($1, $2)", CHANNEL, payload)
+                return
+            except asyncio.CancelledError:
+                self._drop_notify()  # cut off mid-way (the time limit): its state is unknown
+                raise
+            except Exception:
+                self._drop_notify()
+                if attempt == 2:
+                    raise
 
     async def _close(self) -> None:
         for connection in (self._listen, self._notify):
@@ -191,7 +204,8 @@ class RedisBroker(Broker):
 
     async def publish(self, message: dict[str, Any]) -> None:
         try:
-            await self._client.publish(CHANNEL, json.dumps(message, separators=(",", ":")))
+            async with asyncio.timeout(PUBLISH_TIMEOUT):
+                await self._client.publish(CHANNEL, json.dumps(message, separators=(",", ":")))
         except Exception as exc:  # noqa: BLE001 - the periodic catch-up covers a lost wake-up
             log.warning("PUBLISH failed", extra={"fields": {"error": repr(exc)}})
 
