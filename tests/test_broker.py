@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 import asyncpg
 import pytest
 from sqlalchemy.engine import make_url
 
-from app.realtime.broker import PUBLISH_TIMEOUT, PostgresBroker, broker_for
+from app.realtime.broker import PUBLISH_TIMEOUT, Broker, PostgresBroker, broker_for
 from tests.conftest import TEST_DATABASE
 
 pytestmark = pytest.mark.skipif(
@@ -24,9 +26,11 @@ async def _received_within(inbox: asyncio.Queue, seconds: float) -> dict:
         return await inbox.get()
 
 
-async def test_wakeups_still_arrive_after_the_notify_connection_was_cut(settings):
-    sender, listener = broker_for(settings.database_url), broker_for(settings.database_url)
-    assert isinstance(sender, PostgresBroker) and isinstance(listener, PostgresBroker)
+@asynccontextmanager
+async def _linked(sender_url: str, listener_url: str) -> AsyncIterator[tuple[Broker, asyncio.Queue]]:
+    """A sending broker and what a listening one receives, once a first wake-up (seq 1)
+    went through."""
+    sender, listener = broker_for(sender_url), broker_for(listener_url)
     inbox: asyncio.Queue = asyncio.Queue()
     listener.on_message(inbox.put_nowait)
     await listener.start()
@@ -34,7 +38,15 @@ async def test_wakeups_still_arrive_after_the_notify_connection_was_cut(settings
     try:
         await sender.publish({"kind": "wake", "seq": 1})
         assert (await _received_within(inbox, 10))["seq"] == 1
+        yield sender, inbox
+    finally:
+        await sender.stop()
+        await listener.stop()
 
+
+async def test_wakeups_still_arrive_after_the_notify_connection_was_cut(settings):
+    async with _linked(settings.database_url, settings.database_url) as (sender, inbox):
+        assert isinstance(sender, PostgresBroker)
         # The backend behind the sender's NOTIFY connection goes away (an operator's
         # pg_terminate_backend, a proxy's idle timeout); the sender is not told.
         admin = await asyncpg.connect(sender.dsn)
@@ -46,9 +58,6 @@ async def test_wakeups_still_arrive_after_the_notify_connection_was_cut(settings
         for seq in (2, 3):
             await sender.publish({"kind": "wake", "seq": seq})
             assert (await _received_within(inbox, 10))["seq"] == seq
-    finally:
-        await sender.stop()
-        await listener.stop()
 
 
 class FreezableProxy:
@@ -104,28 +113,19 @@ async def test_a_broker_that_stops_answering_never_holds_up_a_publish(settings, 
         direct = "redis://127.0.0.1:6379/0"
         proxy = FreezableProxy("127.0.0.1", 6379)
         through = f"redis://127.0.0.1:{await proxy.start()}/0"
-    sender, listener = broker_for(through), broker_for(direct)
-    inbox: asyncio.Queue = asyncio.Queue()
-    listener.on_message(inbox.put_nowait)
-    await listener.start()
-    await sender.start()
     try:
-        await sender.publish({"kind": "wake", "seq": 1})
-        assert (await _received_within(inbox, 10))["seq"] == 1
+        async with _linked(through, direct) as (sender, inbox):
+            proxy.flowing.clear()
+            started = time.monotonic()
+            async with asyncio.timeout(30):  # without a limit of its own, the publish hangs here
+                await sender.publish({"kind": "wake", "seq": 2})
+            assert time.monotonic() - started < PUBLISH_TIMEOUT + 1
 
-        proxy.flowing.clear()
-        started = time.monotonic()
-        async with asyncio.timeout(30):  # without a limit of its own, the publish hangs here
-            await sender.publish({"kind": "wake", "seq": 2})
-        assert time.monotonic() - started < PUBLISH_TIMEOUT + 1
-
-        proxy.flowing.set()
-        await sender.publish({"kind": "wake", "seq": 3})
-        seqs = {(await _received_within(inbox, 10))["seq"]}
-        while 3 not in seqs:  # seq 2 may still arrive, late
-            seqs.add((await _received_within(inbox, 10))["seq"])
+            proxy.flowing.set()
+            await sender.publish({"kind": "wake", "seq": 3})
+            seqs = {(await _received_within(inbox, 10))["seq"]}
+            while 3 not in seqs:  # seq 2 may still arrive, late
+                seqs.add((await _received_within(inbox, 10))["seq"])
     finally:
         proxy.flowing.set()
-        await sender.stop()
-        await listener.stop()
         await proxy.close()
