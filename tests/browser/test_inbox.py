@@ -371,7 +371,17 @@ async def test_shortcuts_and_resume_after_a_dropped_stream(scene):
     # j/k walk the list.
     names = await page.locator(".conv-row .row-name").all_inner_texts()
     await page.keyboard.press("j")
-    await expect(page.locator("#conv-title")).to_have_text(names[0])
+    try:
+        await expect(page.locator("#conv-title")).to_have_text(names[0])
+    except AssertionError as exc:
+        # Seen once in CI: j opened nothing. Say where the key went and what the page held.
+        seen = await page.evaluate("""() => ({
+            focused: document.activeElement ? document.activeElement.outerHTML.slice(0, 200) : null,
+            dialogOpen: !!document.querySelector("dialog[open]"),
+            ready: window.postroom.state.ready, selected: window.postroom.state.selected,
+            order: window.postroom.state.order.length, hash: location.hash,
+        })""")
+        raise AssertionError(f"j did not open {names[0]!r}; page: {seen}") from exc
     await page.keyboard.press("j")
     await expect(page.locator("#conv-title")).to_have_text(names[1])
     await page.keyboard.press("k")
