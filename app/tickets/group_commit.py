@@ -37,8 +37,8 @@ log = logging.getLogger("postroom.webhooks_in")
 #: Messages per shared transaction, at most.
 MAX_MESSAGES = 200
 #: How long a transaction waits for more calls while calls come together. Under load it
-#: gave 1.3 times the events/s for three quarters of the CPU per event (1, 3 and 6 ms did
-#: about the same; docs/performance.md).
+#: gave 1.3–1.5 times the events/s for two thirds of the servers' CPU per event (1, 3 and
+#: 6 ms did about the same; docs/performance.md).
 GATHER_SECONDS = 0.002
 
 
