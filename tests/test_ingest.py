@@ -328,3 +328,32 @@ async def test_a_contact_added_by_the_caller_in_the_same_unit_of_work_keeps_its_
         senders = {(await session.get(Conversation, r.conversation_id)).contact_id for r in results}
     assert len(names) == 4 and names[own.id] == "Added by hand"
     assert len(senders) == 3 and own.id not in senders
+
+
+async def test_new_messenger_conversations_are_inserted_with_their_reply_window(tenants, runtime):
+    """First messages of new Messenger senders open the 24-hour reply window. Each new
+    conversation is written once, window included: no UPDATE follows its INSERT."""
+    from sqlalchemy import event
+
+    tenant = await tenants.new()
+    inbox_id = await tenant.inbox("facebook", page_id="pw-1", app_secret="s")
+    sent = utcnow() - timedelta(minutes=5)
+    batch = [inbound(inbox_id, f"rw-{n}", sender=f"psid-{n}", sent_at=sent + timedelta(seconds=n)) for n in range(5)]
+    updates: list[str] = []
+
+    def note(conn, cursor, statement, parameters, context, executemany):
+        if statement.split()[:2] == ["UPDATE", "conversations"]:
+            updates.append(statement)
+
+    event.listen(runtime.db.engine.sync_engine, "before_cursor_execute", note)
+    try:
+        results = await ingest_messages(runtime.db, batch)
+    finally:
+        event.remove(runtime.db.engine.sync_engine, "before_cursor_execute", note)
+
+    assert [r.status for r in results] == ["created"] * 5
+    assert updates == []
+    async with runtime.db.read_session() as session:
+        windows = [c.reply_window_closes_at for c in await session.scalars(
+            select(Conversation).where(Conversation.inbox_id == inbox_id).order_by(Conversation.created_at))]
+    assert windows == [sent + timedelta(seconds=n, hours=24) for n in range(5)]

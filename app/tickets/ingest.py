@@ -60,6 +60,7 @@ from app.models import (
 )
 from app.models.conversations import new_conversation_uuid
 from app.sla import hooks as sla_hooks
+from app.sla.engine import update_reply_window
 from app.storage import FileStore
 from app.tickets import ids_ahead, new_conversations, presenters
 from app.tickets.views import conversation_labels
@@ -810,6 +811,11 @@ async def _new_conversation(
         created_at=sent_at,
     )
     _apply_message_to_conversation(draft, message_type, inbound.automatic, sent_at)  # type: ignore[arg-type]
+    if message_type == "incoming" and not inbound.automatic:
+        # The window the SLA hook would open right after: set now, it is inserted with the
+        # row instead of costing an UPDATE of every new conversation (the hook then finds
+        # it open and changes nothing).
+        update_reply_window(draft, inbox, sent_at)  # type: ignore[arg-type]
     return await _insert_conversation(session, context, draft.__dict__)
 
 
