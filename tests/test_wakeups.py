@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 
 import httpx
+from sqlalchemy import func, select
 
 from app.events.log import OUTBOX
+from app.models import Event
 from app.realtime.broker import Broker
 from app.realtime.hub import Hub
 from app.tickets.continuity import CONTINUITY
@@ -48,6 +50,56 @@ async def test_a_reply_to_send_wakes_the_outbox_and_a_customer_message_does_not(
         assert not outbox.is_set()  # a private note is never sent
     finally:
         runtime.db.after_commit.remove(hub._after_commit)
+
+
+class HeldBroker(Broker):
+    """A broker whose every publish waits until released (a slow or hung broker)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.released = asyncio.Event()
+        self.sent: list[dict] = []
+
+    async def publish(self, message: dict) -> None:
+        self.sent.append(message)
+        await self.released.wait()
+
+
+async def test_commits_never_wait_for_the_broker_and_their_wake_ups_are_merged(runtime, tenants, client):
+    """While the broker holds a wake-up, commits go on (a customer message, an agent's
+    reply); what they committed meanwhile reaches the other processes as one wake-up,
+    with the newest seq and every topic."""
+    broker = HeldBroker()
+    hub = Hub(runtime.db, broker)
+    hub.wakes.start()
+    runtime.db.after_commit.append(hub._after_commit)
+    try:
+        tenant = await tenants.new()
+        inbox_id = await tenant.inbox("telegram")
+        async with asyncio.timeout(10):  # each commit would otherwise wait for the broker forever
+            for n in range(3):
+                await ingest_messages(runtime.db, [InboundMessage(
+                    inbox_id=inbox_id, source_id=f"held-{n}", sender=SenderIdentity(source_id="held-c"),
+                    text=f"message {n}")])
+            number = await display_id(client, tenant)
+            response = await client.post(tenant.path(f"/conversations/{number}/messages"), headers=tenant.headers,
+                                         json={"content": "on its way"})
+            assert response.status_code == 200
+        assert len(broker.sent) == 1  # the first wake-up, still held
+        broker.released.set()
+        async with asyncio.timeout(10):
+            while len(broker.sent) < 2:
+                await asyncio.sleep(0.01)
+        await asyncio.sleep(0.1)
+        assert len(broker.sent) == 2  # the later commits' wake-ups, merged into one
+        first, merged = broker.sent
+        async with runtime.db.read_session() as session:
+            newest = await session.scalar(select(func.max(Event.seq)).where(Event.account_id == tenant.account_id))
+        assert first["seq"] < merged["seq"] == newest
+        assert OUTBOX in merged["topics"]  # the reply waits to be sent by whichever process owns the inbox
+    finally:
+        runtime.db.after_commit.remove(hub._after_commit)
+        await hub.wakes.stop()
 
 
 async def test_topics_travel_through_the_broker_to_other_processes(runtime):

@@ -41,6 +41,7 @@ from app.events.log import LAST_SEQ, WAKE_TOPICS, WRITTEN
 from app.models import Event, utcnow
 from app.realtime import metrics
 from app.realtime.broker import Broker
+from app.realtime.wakes import WakePublisher
 from app.realtime.wire import DirectWriter, encode_text
 from app.waits import wake_or_timeout
 
@@ -126,6 +127,8 @@ class Hub:
         self.db = db
         self.catch_up_seconds = catch_up_seconds
         self.broker = broker
+        #: Sends this process's wake-ups to the others, off the commit path.
+        self.wakes = WakePublisher(broker)
         self.retention = timedelta(days=retention_days)
         self.last_dispatched = 0
         #: True once a pass was skipped for want of subscribers (see :meth:`join`).
@@ -146,6 +149,8 @@ class Hub:
             self.last_dispatched = int(await session.scalar(select(func.max(Event.seq))) or 0)
         self.broker.on_message(self._on_broker_message)
         await self.broker.start()
+        if type(self.broker) is not Broker:
+            self.wakes.start()
         self.db.after_commit.append(self._after_commit)
         self._tasks = [
             asyncio.create_task(self._follow(), name="postroom-hub-follow"),
@@ -160,6 +165,7 @@ class Hub:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.wakes.stop()
         await self.broker.stop()
 
     # -- subscribers -----------------------------------------------------------------
@@ -217,7 +223,7 @@ class Hub:
             return
         if type(self.broker) is not Broker:  # other processes learn of it through the broker
             self._set_wake(topics)
-            await self.broker.publish({"kind": "wake", "seq": seq, "topics": topics})
+            self.wakes.add(seq, topics)
         elif written is not None and self._dispatch_written(*written):
             self._set_wake(topics, hub=False)
         else:
