@@ -12,8 +12,10 @@ written to the log. Chosen by ``POSTROOM_BROKER_URL``:
   when it fails (a terminated backend, a proxy's idle timeout).
 * ``redis://…``: pub/sub on one channel.
 
-Publishing runs after every commit, so no publish waits longer than
-:data:`PUBLISH_TIMEOUT`: a broker that stops answering delays wake-ups, never writes.
+Commits' wake-ups are published by one task of the hub, off the commit path
+(``app.realtime.wakes``); typing and presence are published by the request that
+carries them. Either way no publish waits longer than :data:`PUBLISH_TIMEOUT`: a broker
+that stops answering delays wake-ups, never anything else.
 """
 
 from __future__ import annotations
@@ -28,8 +30,8 @@ log = logging.getLogger("postroom.broker")
 
 CHANNEL = "postroom_events"
 #: Seconds a publish (a NOTIFY, connecting for one, a Redis PUBLISH) may take before the
-#: wake-up is given up: publishing runs after every commit, and a broker that stopped
-#: answering must not hold up the writes.
+#: message is given up: a broker that stopped answering must not hold up the wake-ups
+#: that follow, nor a request publishing a typing indicator.
 PUBLISH_TIMEOUT = 2.0
 Handler = Callable[[dict[str, Any]], Awaitable[None] | None]
 
