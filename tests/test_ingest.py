@@ -357,3 +357,45 @@ async def test_new_messenger_conversations_are_inserted_with_their_reply_window(
         windows = [c.reply_window_closes_at for c in await session.scalars(
             select(Conversation).where(Conversation.inbox_id == inbox_id).order_by(Conversation.created_at))]
     assert windows == [sent + timedelta(seconds=n, hours=24) for n in range(5)]
+
+
+async def test_a_batch_of_new_mail_threads_is_numbered_together_and_without_gaps(tenants, runtime):
+    """New threads in one batch share one numbering statement and their inserts, those
+    that answer an earlier mail included (the mails answered are looked up together); a number such a mail leaves unused (it found its
+    conversation) is given back, so the next conversation takes the next number."""
+    from sqlalchemy import event
+
+    tenant = await tenants.new()
+    inbox_id = await tenant.inbox("email")
+    (root,) = await ingest_messages(runtime.db, [inbound(inbox_id, "<root@x>", thread_key="<root@x>", sender="a@x.test")])
+    batch = [
+        inbound(inbox_id, "<n1@x>", thread_key="<n1@x>", sender="b@x.test"),
+        inbound(inbox_id, "<n2@x>", thread_key="<n2@x>", sender="c@x.test"),
+        # answers the first mail under a thread key of its own: joins its conversation
+        inbound(inbox_id, "<n3@x>", thread_key="<other@x>", in_reply_to=["<root@x>"], sender="a@x.test"),
+        # answers a mail never seen here: a new conversation
+        inbound(inbox_id, "<n4@x>", thread_key="<lost@x>", in_reply_to=["<lost@x>"], sender="d@x.test"),
+        inbound(inbox_id, "<n5@x>", thread_key="<n5@x>", sender="e@x.test"),
+    ]
+    statements: list[str] = []
+
+    def note(conn, cursor, statement, parameters, context, executemany):
+        statements.append(" ".join(statement.split()[:3]))
+
+    event.listen(runtime.db.engine.sync_engine, "before_cursor_execute", note)
+    try:
+        results = await ingest_messages(runtime.db, batch)
+    finally:
+        event.remove(runtime.db.engine.sync_engine, "before_cursor_execute", note)
+    assert results[2].conversation_id == root.conversation_id
+    assert len({r.conversation_id for r in results}) == 5
+    # the first new conversation is written by the SLA policy lookup, the others together
+    assert statements.count("INSERT INTO conversations") <= 2
+    assert statements.count("UPDATE accounts SET") <= 2  # numbers taken, the unused one given back
+    assert statements.count("SELECT inboxes.id, inboxes.account_id,") <= 2  # the batch's mails, the ones answered
+
+    (later,) = await ingest_messages(runtime.db, [inbound(inbox_id, "<n6@x>", thread_key="<n6@x>", sender="f@x.test")])
+    async with runtime.db.read_session() as session:
+        numbers = list(await session.scalars(select(Conversation.display_id).where(
+            Conversation.account_id == tenant.account_id).order_by(Conversation.display_id)))
+    assert numbers == list(range(1, 7))

@@ -125,10 +125,11 @@ class _BatchContext:
     bot_inboxes: dict[int, bool] = field(default_factory=dict)
     #: Messages decided on and not inserted yet, in batch order.
     pending: list[_PendingMessage] = field(default_factory=list)
-    #: Conversation numbers taken for the batch's new conversations, per account.
+    #: Conversation numbers taken for the batch's new conversations, per account (those
+    #: left unused at the batch's end are given back: see ``_give_back_display_ids``).
     display_ids: dict[int, list[int]] = field(default_factory=dict)
-    #: How many conversations the batch will certainly create, until their ids are taken …
-    certain_new_conversations: int = 0
+    #: How many conversations the batch may create at most, until their ids are taken …
+    possible_new_conversations: int = 0
     #: … and those ids, taken ahead (see ``app.tickets.new_conversations``).
     conversation_ids: list[int] = field(default_factory=list)
     #: Attachment files to write (path reserved in the store, data) before the commit.
@@ -159,6 +160,7 @@ async def ingest_batch(
                     now=now or utcnow(),
                 )
             )
+        await _give_back_display_ids(session, context)
         async with _files_written(store, context.files):
             await _insert_pending(session, context)
             await session.flush()
@@ -522,35 +524,59 @@ async def _prefetch(
         context.labels.update(await conversation_labels(session, labelled))
         for conversation_id in labelled:
             context.labels.setdefault(conversation_id, [])
+    await _load_answered(session, context, fresh)
     await _take_display_ids(session, context, fresh)
 
 
-async def _take_display_ids(session: AsyncSession, context: _BatchContext, fresh: Sequence[InboundMessage]) -> None:
-    """Take, in one statement per account, the numbers of the conversations the batch will
-    certainly create: those of thread keys and of senders that have no conversation yet,
-    where no message of the key names messages it replies to (those may find one).
+async def _load_answered(session: AsyncSession, context: _BatchContext, fresh: Sequence[InboundMessage]) -> None:
+    """Look up, in one query per inbox, the messages that the batch's replies answer where
+    their thread key found no conversation (``_replied_conversation`` reads them then);
+    otherwise each such reply looked them up alone."""
+    answered: dict[int, set[str]] = defaultdict(set)
+    for m in fresh:
+        if m.in_reply_to and context.by_thread.get((m.inbox_id, m.thread_key)) is None:
+            answered[m.inbox_id].update(i for i in m.in_reply_to if (m.inbox_id, i) not in context.checked)
+    for inbox_id, source_ids in answered.items():
+        if source_ids:
+            await _load_stored(session, context, inbox_id, source_ids)
 
-    Only certain ones, so that no number is taken and left unused."""
-    keys: dict[tuple[Any, ...], bool] = {}
+
+async def _take_display_ids(session: AsyncSession, context: _BatchContext, fresh: Sequence[InboundMessage]) -> None:
+    """Take, in one statement per account, the numbers of the conversations the batch may
+    create: one per thread key and per sender that has no conversation yet. A message that
+    replies to others may still find their conversation (an e-mail answering one of ours
+    under a new thread key); the numbers it leaves unused are given back at the batch's
+    end, so numbers stay gap-free."""
+    keys: set[tuple[Any, ...]] = set()
     for m in fresh:
         if m.thread_key:
-            key: tuple[Any, ...] = ("thread", m.inbox_id, m.thread_key)
-            new = context.by_thread.get((m.inbox_id, m.thread_key), False) is None
+            if context.by_thread.get((m.inbox_id, m.thread_key), False) is None:
+                keys.add(("thread", m.inbox_id, m.thread_key))
         else:
             contact_inbox = context.identities.get((m.inbox_id, m.sender.source_id), (None,))[0]
-            key = ("sender", m.inbox_id, m.sender.source_id)
-            new = contact_inbox is not None and context.by_contact_inbox.get(contact_inbox.id, False) is None
-        keys[key] = keys.get(key, True) and new and not m.in_reply_to
+            if contact_inbox is not None and context.by_contact_inbox.get(contact_inbox.id, False) is None:
+                keys.add(("sender", m.inbox_id, m.sender.source_id))
     wanted: dict[int, int] = defaultdict(int)
-    for (_, inbox_id, _), certain in keys.items():
-        if certain:
-            wanted[context.inboxes[inbox_id].account_id] += 1
-    context.certain_new_conversations = sum(wanted.values())
+    for _, inbox_id, _ in keys:
+        wanted[context.inboxes[inbox_id].account_id] += 1
+    context.possible_new_conversations = sum(wanted.values())
     for account_id, count in wanted.items():
         if count < 2 or identity_key(Account, account_id) in session.identity_map:
             continue  # one number costs the same statement either way
         last = (await session.execute(_TAKE_DISPLAY_IDS, {"account": account_id, "count": count})).scalar_one()
         context.display_ids[account_id] = list(range(last - count + 1, last + 1))
+
+
+async def _give_back_display_ids(session: AsyncSession, context: _BatchContext) -> None:
+    """Return the numbers taken and left unused. They are the highest taken (numbers are
+    handed out in order), and the counter row stays locked by this transaction since they
+    were taken, so the counter steps back over them; the condition on its value leaves a
+    counter that moved on meanwhile as it is (a gap, never a number twice)."""
+    for account_id, unused in context.display_ids.items():
+        if unused:
+            await session.execute(_GIVE_BACK_DISPLAY_IDS, {"account": account_id, "count": len(unused),
+                                                           "last": unused[-1]})
+            unused.clear()
 
 
 def _note_labels(context: _BatchContext, conversation_id: int, flagged: bool, labelled: list[int]) -> None:
@@ -852,14 +878,14 @@ async def _insert_conversation(session: AsyncSession, context: _BatchContext, dr
 
 async def _id_taken_ahead(session: AsyncSession, context: _BatchContext) -> int | None:
     """An id taken ahead for a new conversation, or None to insert it alone now: the
-    first of the batch's certain new conversations takes the ids of all of them in one
-    query (for one alone, the single insert is as cheap; see ``app.tickets.ids_ahead``
+    first of the batch's possible new conversations takes the ids of all of them in one
+    query (an id left unused is a harmless gap; for one alone, the single insert is as cheap; see ``app.tickets.ids_ahead``
     for when ids can be taken)."""
     if not context.conversation_ids:
-        certain, context.certain_new_conversations = context.certain_new_conversations, 0
-        if certain < 2 or not new_conversations.can_defer(session):
+        possible, context.possible_new_conversations = context.possible_new_conversations, 0
+        if possible < 2 or not new_conversations.can_defer(session):
             return None
-        context.conversation_ids = await new_conversations.take_ids(session, certain)
+        context.conversation_ids = await new_conversations.take_ids(session, possible)
     return context.conversation_ids.pop(0)
 
 
@@ -870,12 +896,18 @@ _NEXT_DISPLAY_ID = (
     .values(last_display_id=Account.__table__.c.last_display_id + 1)
     .returning(Account.__table__.c.last_display_id)
 )
-#: The same, taking ``count`` numbers at once (the last one is returned).
+#: The same, taking ``count`` numbers at once (the last one is returned) …
 _TAKE_DISPLAY_IDS = (
     update(Account.__table__)
     .where(Account.__table__.c.id == bindparam("account"))
     .values(last_display_id=Account.__table__.c.last_display_id + bindparam("count"))
     .returning(Account.__table__.c.last_display_id)
+)
+#: … and giving back the last ``count`` of them, unless the counter moved on since.
+_GIVE_BACK_DISPLAY_IDS = (
+    update(Account.__table__)
+    .where(Account.__table__.c.id == bindparam("account"), Account.__table__.c.last_display_id == bindparam("last"))
+    .values(last_display_id=Account.__table__.c.last_display_id - bindparam("count"))
 )
 
 
