@@ -394,7 +394,7 @@ async def test_a_batch_of_new_mail_threads_is_numbered_together_and_without_gaps
     assert statements.count("UPDATE accounts SET") <= 2  # numbers taken, the unused one given back
     assert statements.count("SELECT inboxes.id, inboxes.account_id,") <= 2  # the batch's mails, the ones answered
 
-    (later,) = await ingest_messages(runtime.db, [inbound(inbox_id, "<n6@x>", thread_key="<n6@x>", sender="f@x.test")])
+    await ingest_messages(runtime.db, [inbound(inbox_id, "<n6@x>", thread_key="<n6@x>", sender="f@x.test")])
     async with runtime.db.read_session() as session:
         numbers = list(await session.scalars(select(Conversation.display_id).where(
             Conversation.account_id == tenant.account_id).order_by(Conversation.display_id)))
