@@ -879,8 +879,8 @@ async def _insert_conversation(session: AsyncSession, context: _BatchContext, dr
 async def _id_taken_ahead(session: AsyncSession, context: _BatchContext) -> int | None:
     """An id taken ahead for a new conversation, or None to insert it alone now: the
     first of the batch's possible new conversations takes the ids of all of them in one
-    query (an id left unused is a harmless gap; for one alone, the single insert is as cheap; see ``app.tickets.ids_ahead``
-    for when ids can be taken)."""
+    query (an id left unused is a harmless gap; for one alone, the single insert is as
+    cheap; see ``app.tickets.ids_ahead`` for when ids can be taken)."""
     if not context.conversation_ids:
         possible, context.possible_new_conversations = context.possible_new_conversations, 0
         if possible < 2 or not new_conversations.can_defer(session):
