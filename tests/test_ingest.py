@@ -361,8 +361,9 @@ async def test_new_messenger_conversations_are_inserted_with_their_reply_window(
 
 async def test_a_batch_of_new_mail_threads_is_numbered_together_and_without_gaps(tenants, runtime):
     """New threads in one batch share one numbering statement and their inserts, those
-    that answer an earlier mail included (the mails answered are looked up together); a number such a mail leaves unused (it found its
-    conversation) is given back, so the next conversation takes the next number."""
+    that answer an earlier mail included (the mails answered are looked up together); a
+    number such a mail leaves unused (it found its conversation) is given back, so the
+    next conversation takes the next number."""
     from sqlalchemy import event
 
     tenant = await tenants.new()
