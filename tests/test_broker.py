@@ -12,6 +12,7 @@ import asyncpg
 import pytest
 from sqlalchemy.engine import make_url
 
+from app.realtime import metrics
 from app.realtime.broker import PUBLISH_TIMEOUT, Broker, PostgresBroker, broker_for
 from tests.conftest import TEST_DATABASE
 
@@ -35,13 +36,23 @@ async def _linked(sender_url: str, listener_url: str) -> AsyncIterator[tuple[Bro
     listener.on_message(inbox.put_nowait)
     await listener.start()
     await sender.start()
+    published, received = counted("postroom_broker_published_total"), counted("postroom_broker_received_total")
     try:
         await sender.publish({"kind": "wake", "seq": 1})
         assert (await _received_within(inbox, 10))["seq"] == 1
+        # Both ends count in /metrics (here one process is both; on Redis, other processes
+        # of the machine may publish on the channel too).
+        assert counted("postroom_broker_published_total") == published + 1
+        assert counted("postroom_broker_received_total") >= received + 1
         yield sender, inbox
     finally:
         await sender.stop()
         await listener.stop()
+
+
+def counted(name: str) -> float:
+    """A counter's value as /metrics shows it."""
+    return metrics.REGISTRY.get_sample_value(name) or 0.0
 
 
 async def test_wakeups_still_arrive_after_the_notify_connection_was_cut(settings):
@@ -116,10 +127,12 @@ async def test_a_broker_that_stops_answering_never_holds_up_a_publish(settings, 
     try:
         async with _linked(through, direct) as (sender, inbox):
             proxy.flowing.clear()
+            failures = counted("postroom_broker_publish_failures_total")
             started = time.monotonic()
             async with asyncio.timeout(30):  # without a limit of its own, the publish hangs here
                 await sender.publish({"kind": "wake", "seq": 2})
             assert time.monotonic() - started < PUBLISH_TIMEOUT + 1
+            assert counted("postroom_broker_publish_failures_total") == failures + 1  # shown in /metrics
 
             proxy.flowing.set()
             await sender.publish({"kind": "wake", "seq": 3})

@@ -342,11 +342,20 @@ async def test_events_cross_processes_through_the_broker(start_server, tenants, 
                 while len(created(frames, "from A")) < 20:
                     frames.append(json.loads(await ws.recv()))
         except TimeoutError:
-            # What B's hub did, for the next person (its log is in the test's data dir).
-            metrics = [line for line in httpx.get(b.base + "/metrics").text.splitlines()
-                       if line.startswith("postroom_stream_") and "_created " not in line]
-            pytest.fail(f"{len(created(frames, 'from A'))} of 20 frames in 20 s; B ({b.log_path}): {metrics}")
+            pytest.fail(f"{len(created(frames, 'from A'))} of 20 frames in 20 s\n"
+                        f"A, the writer: {what_happened(a)}\nB, the streamer: {what_happened(b)}")
     assert [f["data"]["content"] for f in created(frames, "from A")] == [f"from A {i}" for i in range(20)]
+
+
+def what_happened(server) -> str:
+    """A server's hub and broker figures and the warnings of its log, for a failure message."""
+    wanted = ("postroom_broker_", "postroom_stream_events_total", "postroom_stream_log_reads_total",
+              "postroom_stream_connections")
+    figures = [line for line in httpx.get(server.base + "/metrics").text.splitlines()
+               if line.startswith(wanted) and "_created " not in line]
+    warnings = [line for line in server.log_path.read_text(errors="replace").splitlines()
+                if '"level": "warning"' in line or '"level": "error"' in line]
+    return f"{figures}; {len(warnings)} warnings in {server.log_path}, the last: {warnings[-5:]}"
 
 
 @needs_postgresql

@@ -26,6 +26,8 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from app.realtime import metrics
+
 log = logging.getLogger("postroom.broker")
 
 CHANNEL = "postroom_events"
@@ -99,6 +101,7 @@ class PostgresBroker(Broker):
         self._notify = None
 
     def _on_notify(self, _connection: Any, _pid: int, _channel: str, payload: str) -> None:
+        metrics.BROKER_RECEIVED.inc()
         asyncio.get_running_loop().create_task(self._deliver(json.loads(payload)))
 
     async def _watch(self) -> None:
@@ -110,6 +113,7 @@ class PostgresBroker(Broker):
                 delay = 0.5
             except Exception as exc:  # noqa: BLE001 - any failure: reconnect
                 log.warning("broker connection lost, reconnecting", extra={"fields": {"error": repr(exc)}})
+                metrics.BROKER_RECONNECTS.inc()
                 await self._close()
                 while True:
                     try:
@@ -128,7 +132,9 @@ class PostgresBroker(Broker):
         try:
             async with asyncio.timeout(PUBLISH_TIMEOUT), self._lock:
                 await self._send(payload)
+            metrics.BROKER_PUBLISHED.inc()
         except Exception as exc:  # noqa: BLE001 - the periodic catch-up covers a lost wake-up
+            metrics.BROKER_PUBLISH_FAILURES.inc()
             log.warning("NOTIFY failed", extra={"fields": {"error": repr(exc)}})
 
     async def _send(self, payload: str) -> None:
@@ -190,11 +196,13 @@ class RedisBroker(Broker):
                 delay = 0.5
                 async for item in pubsub.listen():
                     if item.get("type") == "message":
+                        metrics.BROKER_RECEIVED.inc()
                         await self._deliver(json.loads(item["data"]))
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # noqa: BLE001 - reconnect on any failure
                 log.warning("redis broker lost, reconnecting", extra={"fields": {"error": repr(exc)}})
+                metrics.BROKER_RECONNECTS.inc()
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 30)
                 await self._deliver({"kind": "wake"})
@@ -208,7 +216,9 @@ class RedisBroker(Broker):
         try:
             async with asyncio.timeout(PUBLISH_TIMEOUT):
                 await self._client.publish(CHANNEL, json.dumps(message, separators=(",", ":")))
+            metrics.BROKER_PUBLISHED.inc()
         except Exception as exc:  # noqa: BLE001 - the periodic catch-up covers a lost wake-up
+            metrics.BROKER_PUBLISH_FAILURES.inc()
             log.warning("PUBLISH failed", extra={"fields": {"error": repr(exc)}})
 
     async def stop(self) -> None:

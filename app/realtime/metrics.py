@@ -21,3 +21,14 @@ LAG = Histogram(
     buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
     registry=REGISTRY,
 )
+LOG_READS = Counter("postroom_stream_log_reads_total", "Reads of the event log by this process's hub", registry=REGISTRY)
+
+# Between processes: whether this process's wake-ups go out and the others' come in.
+BROKER_PUBLISHED = Counter("postroom_broker_published_total", "Messages sent through the broker", registry=REGISTRY)
+BROKER_PUBLISH_FAILURES = Counter(
+    "postroom_broker_publish_failures_total", "Messages given up (broker down or too slow)", registry=REGISTRY
+)
+BROKER_RECEIVED = Counter("postroom_broker_received_total", "Messages received from the broker", registry=REGISTRY)
+BROKER_RECONNECTS = Counter(
+    "postroom_broker_reconnects_total", "Listening connections to the broker lost and made again", registry=REGISTRY
+)
