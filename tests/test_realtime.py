@@ -442,6 +442,33 @@ async def test_a_hub_without_subscribers_reads_nothing_and_the_next_one_starts_a
         await hub.db.dispose()
 
 
+async def test_wake_ups_that_come_before_a_stream_joins_are_not_left_to_the_catch_up(runtime, tenants):
+    """A stream is accepted, authenticated, then joined to the hub: a wake-up arriving in
+    between finds nobody to send to. Once it joins, what that wake-up announced reaches it
+    at once, not at the next periodic catch-up (an hour here)."""
+    tenant = await tenants.new()
+    inbox_id = await tenant.inbox("api")
+    hub = Hub(Database(runtime.db.url), Broker(), catch_up_seconds=3600)
+    await hub.start()
+    try:
+        log_end = await hub.log_end()  # read before the stream is accepted
+        await seed_conversation(runtime, inbox_id, "between")  # committed by another process
+        hub._set_wake()  # its wake-up, through the broker
+        async with asyncio.timeout(10):
+            while not hub._skipped:  # the hub's pass ran and found nobody
+                await asyncio.sleep(0.01)
+        subscriber = Subscriber(tenant.account_id, tenant.admin_id, True, frozenset(), queue_size=100)
+        hub.join(subscriber, log_end)
+        async with asyncio.timeout(10):
+            frame = json.loads(await subscriber.queue.get())
+            while frame["event"] != "message.created":
+                frame = json.loads(await subscriber.queue.get())
+        assert frame["data"]["content"] == "hello"
+    finally:
+        await hub.stop()
+        await hub.db.dispose()
+
+
 async def test_a_stream_opened_on_a_resting_hub_gets_everything_after_it_opened(live_server, tenants, runtime):
     tenant = await tenants.new()
     inbox_id = await tenant.inbox("api")

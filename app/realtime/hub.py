@@ -185,11 +185,20 @@ class Hub:
         accepted: everything committed once the client could act is after it, so nothing
         the client caused is skipped, and nothing from before it came is sent. With
         subscribers present the hub never jumps: a jump would skip events they wait for.
+
+        A rested hub is woken: the wake-ups of what was committed since ``log_end`` may all
+        have come while nobody was registered (the stream is accepted, authenticated, then
+        joined) and found nothing to do; without this the new subscriber waited for the
+        periodic catch-up.
         """
-        if log_end is not None and self._skipped and not self._subscribers:
+        rested = self._skipped
+        if log_end is not None and rested and not self._subscribers:
             self.last_dispatched = max(self.last_dispatched, log_end)
             self._skipped = False
-        return self.register(subscriber)
+        seam = self.register(subscriber)
+        if rested:
+            self._wake.set()
+        return seam
 
     def register(self, subscriber: Subscriber) -> int:
         """Add a subscriber; returns the seam (see the module docstring)."""
@@ -297,6 +306,7 @@ class Hub:
             # webhook-only process reads nothing). :meth:`join` catches up.
             self._skipped = True
             return 0
+        metrics.LOG_READS.inc()
         async with self.db.read_session() as session:
             rows = (
                 await session.execute(
