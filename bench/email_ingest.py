@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/email_ingest.py                          # 2,000 mails, 3 runs, both paths
     .venv/bin/python bench/email_ingest.py --mails 500 --runs 1 --paths files
+    .venv/bin/python bench/email_ingest.py --split     # parsing and storing timed apart
 
 Two paths, each on a FRESH migrated database per run:
 
@@ -191,6 +192,35 @@ async def run_files(url: str, folder: Path, expected: int) -> tuple[float, float
         shutil.rmtree(data, ignore_errors=True)
 
 
+async def run_files_split(url: str, folder: Path, expected: int) -> tuple[float, float, float]:
+    """The files path's two stages one after the other, to see which one sets the rate:
+    (parsing alone, mails/s; storing alone, mails/s; CPU ms/mail of storing)."""
+    data = Path(tempfile.mkdtemp(prefix="postroom-bench-mail-"))
+    db, inbox_id = await _setup(url)
+    store = FileStore(data)
+    own = frozenset({"shop.example"})
+    try:
+        files = sorted(folder.glob("*.eml"))
+        raws = [[path.read_bytes() for path in files[i:i + BATCH]] for i in range(0, len(files), BATCH)]
+        started = time.perf_counter()
+        batches = []
+        for batch in raws:
+            parsed = await parse_batch(batch, inbox_id=inbox_id, max_part_bytes=DEFAULT_MAX_PART_BYTES,
+                                       own_domains=own)
+            batches.append([p.message for p in parsed if not isinstance(p, MailParseError) and not p.own])
+        parsing = time.perf_counter() - started
+        started, cpu = time.perf_counter(), time.process_time()
+        for messages in batches:
+            await ingest_messages(db, messages, store=store)
+        storing, cpu = time.perf_counter() - started, time.process_time() - cpu
+        assert await _count(db, inbox_id) == expected
+        return len(files) / parsing, len(files) / storing, cpu / len(files) * 1000
+    finally:
+        await db.dispose()
+        _common.drop_sqlite(url)
+        shutil.rmtree(data, ignore_errors=True)
+
+
 async def run_imap(url: str, server: dovecot.Dovecot, folder: str, expected: int) -> tuple[float, float]:
     """Dovecot -> EmailConnector -> ingest into a fresh PostgreSQL database; (messages/s,
     CPU ms/message of this process: Dovecot's and PostgreSQL's CPU are not counted)."""
@@ -247,6 +277,8 @@ def main() -> None:
     parser.add_argument("--mails", type=int, default=2000)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--paths", default="files,imap")
+    parser.add_argument("--split", action="store_true",
+                        help="files path only: parse every batch, then store them, and time each stage")
     args = parser.parse_args()
     paths = [p.strip() for p in args.paths.split(",") if p.strip()]
     mails = generate(args.mails)
@@ -267,6 +299,12 @@ def main() -> None:
             server.start()
             asyncio.run(_fill(server, "Bench", mails))
         asyncio.run(parser_pool.POOL.start())  # as in a running server: its parser workers are up
+        if args.split:
+            for run in range(args.runs):
+                parsing, storing, cpu = asyncio.run(run_files_split(_common.fresh_database("sqlite"), folder, distinct))
+                print(f"run {run + 1}: parsing alone {parsing:7.1f} mails/s; storing alone (SQLite) "
+                      f"{storing:7.1f} mails/s, {cpu:.2f} CPU ms/mail")
+            return
         for run in range(args.runs):
             if "files" in paths:
                 rate, cpu = asyncio.run(run_files(_common.fresh_database("sqlite"), folder, distinct))
